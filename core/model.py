@@ -1,0 +1,163 @@
+"""Records that flow through the pipeline.
+
+Times are integer nanoseconds since the Unix epoch, UTC (``*_ns``): exact, cheap
+to compare, and what InfluxDB stores. ``to_datetime`` gives an aware UTC view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import IntFlag
+
+from vitalstream.signals import Signal
+
+NS_PER_S = 1_000_000_000
+
+
+def to_datetime(ns: int) -> datetime:
+    """Aware UTC datetime of an integer-nanosecond timestamp (microsecond precision)."""
+    return datetime.fromtimestamp(ns // 1000 / 1e6, tz=timezone.utc)
+
+
+def from_datetime(dt: datetime) -> int:
+    """Integer nanoseconds of an aware datetime; naive datetimes are refused."""
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime: attach a time zone before converting")
+    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+
+
+class Quality(IntFlag):
+    """Per-reading quality flags. A flagged reading is stored, but detectors do
+    not learn from LOW_QUALITY ones and rules may ignore them."""
+
+    OK = 0
+    CLOCK_CORRECTED = 1  # device time was implausibly far from receive time
+    GATEWAY_TIME = 2  # no device timestamp: the gateway's receive time was used
+    MOTION_ARTEFACT = 4  # device reported motion / contact loss
+    SPECIAL_VALUE = 8  # IEEE-11073 NaN/NRes/INF: value is not a measurement
+    HISTORICAL = 16  # replayed from quarantine or back-filled: never alerted on
+    LOW_QUALITY = MOTION_ARTEFACT | SPECIAL_VALUE
+
+
+@dataclass(slots=True, frozen=True)
+class Reading:
+    """One measurement of one signal for one patient, in the signal's canonical unit."""
+
+    patient: str
+    device: str
+    signal: Signal
+    value: float
+    unit: str
+    event_ns: int
+    recv_ns: int
+    source: str = "json"  # codec or characteristic it came from
+    quality: Quality = Quality.OK
+
+    def dedup_key(self) -> tuple[str, str, int]:
+        return (self.device, self.signal.value, self.event_ns)
+
+
+@dataclass(slots=True)
+class WindowAggregate:
+    """Aggregate of one signal of one patient over the event-time window [start_ns, end_ns)."""
+
+    patient: str
+    signal: Signal
+    start_ns: int
+    end_ns: int
+    count: int
+    min: float
+    max: float
+    mean: float
+    last: float
+    unit: str = ""
+
+
+class AlertState:
+    FIRING = "firing"
+    REALERT = "realert"
+    RESOLVED = "resolved"
+
+
+def alert_id(patient: str, rule: str, episode_start_ns: int) -> str:
+    """Deterministic id of an alert episode: a replay of the same readings gives the same id."""
+    h = hashlib.blake2b(f"{patient}|{rule}|{episode_start_ns}".encode(), digest_size=10)
+    return h.hexdigest()
+
+
+@dataclass(slots=True, frozen=True)
+class Alert:
+    """One event in the life of an alert episode (fired, re-alerted, resolved)."""
+
+    alert_id: str
+    patient: str
+    rule: str
+    signal: str
+    severity: str
+    state: str
+    value: float
+    threshold: float
+    event_ns: int  # event time of the reading that caused this event
+    episode_start_ns: int
+    seq: int = 0  # 0 for firing, 1.. for re-alerts, then resolved
+    message: str = ""
+
+    @property
+    def event_id(self) -> str:
+        """Unique per alert event; the sink refuses a second event with the same id."""
+        return f"{self.alert_id}:{self.state}:{self.seq}"
+
+    def to_fields(self) -> dict[str, str]:
+        return {
+            "alert_id": self.alert_id,
+            "event_id": self.event_id,
+            "patient": self.patient,
+            "rule": self.rule,
+            "signal": self.signal,
+            "severity": self.severity,
+            "state": self.state,
+            "value": repr(float(self.value)),
+            "threshold": repr(float(self.threshold)),
+            "event_time": to_datetime(self.event_ns).isoformat(),
+            "event_ns": str(self.event_ns),
+            "episode_start_ns": str(self.episode_start_ns),
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class DeadLetter:
+    """Input that could not become a valid reading, kept with the reason."""
+
+    step: str
+    reason: str
+    detail: str
+    topic: str
+    payload: bytes
+    device: str | None = None
+    recv_ns: int = 0
+
+    def to_fields(self) -> dict[str, str | bytes]:
+        return {
+            "step": self.step,
+            "reason": self.reason,
+            "detail": self.detail,
+            "topic": self.topic,
+            "payload": self.payload,
+            "device": self.device or "",
+            "recv_ns": str(self.recv_ns),
+        }
+
+
+@dataclass(slots=True)
+class Message:
+    """A raw message as received from a transport, with the token used to ack it."""
+
+    topic: str
+    payload: bytes
+    recv_ns: int
+    token: object = None
+    extra: dict = field(default_factory=dict)
