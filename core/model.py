@@ -42,6 +42,20 @@ class Quality(IntFlag):
     LOW_QUALITY = MOTION_ARTEFACT | SPECIAL_VALUE
 
 
+@dataclass(slots=True)
+class RawReading:
+    """A decoded value before unit normalisation and plausibility checks."""
+
+    device: str
+    patient: str | None
+    signal: str
+    value: float
+    unit: str | None
+    event_ns: int
+    quality: Quality = Quality.OK
+    source: str = "json"
+
+
 @dataclass(slots=True, frozen=True)
 class Reading:
     """One measurement of one signal for one patient, in the signal's canonical unit."""
@@ -73,7 +87,7 @@ class WindowAggregate:
     max: float
     mean: float
     last: float
-    unit: str = ""
+    device: str = ""
 
 
 class AlertState:

@@ -1,0 +1,73 @@
+"""Duplicate suppression on (device, signal, event time) over a bounded horizon.
+
+Devices and gateways re-send (QoS 1 redelivery, retries after a lost ack). A
+reading is a duplicate if the same device already reported the same signal at
+the same event time. Memory is bounded by keeping keys only for ``horizon_ns``
+of event time behind the newest reading seen; a reading older than that is
+passed through flagged as unverifiable (``seen_before`` returns False), which is
+safe because the stores below are idempotent on (series, time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Key = tuple[str, str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Dedup:
+    """Config: how far behind the newest event time keys are remembered.
+
+    >>> d = Dedup(horizon_ns=10).build()
+    >>> d.seen_before(("dev", "heart_rate", 100)), d.seen_before(("dev", "heart_rate", 100))
+    (False, True)
+    """
+
+    horizon_ns: int = 600 * 1_000_000_000
+    bucket_ns: int = 10 * 1_000_000_000
+
+    def build(self, resume_state: "DedupState | None" = None) -> "DedupLogic":
+        return DedupLogic(self, resume_state or DedupState())
+
+
+@dataclass
+class DedupState:
+    buckets: dict[int, set[Key]] = field(default_factory=dict)
+    max_event_ns: int | None = None
+
+
+class DedupLogic:
+    def __init__(self, cfg: Dedup, state: DedupState) -> None:
+        self.cfg = cfg
+        self.state = state
+
+    def seen_before(self, key: Key) -> bool:
+        st, cfg = self.state, self.cfg
+        event_ns = key[2]
+        if st.max_event_ns is not None and event_ns < st.max_event_ns - cfg.horizon_ns:
+            return False
+        bucket = event_ns // cfg.bucket_ns
+        keys = st.buckets.get(bucket)
+        if keys is None:
+            keys = st.buckets[bucket] = set()
+        elif key in keys:
+            return True
+        keys.add(key)
+        if st.max_event_ns is None or event_ns > st.max_event_ns:
+            st.max_event_ns = event_ns
+            self._expire()
+        return False
+
+    def _expire(self) -> None:
+        st, cfg = self.state, self.cfg
+        oldest = (st.max_event_ns - cfg.horizon_ns) // cfg.bucket_ns - 1
+        if len(st.buckets) > cfg.horizon_ns // cfg.bucket_ns + 3:
+            for b in [b for b in st.buckets if b < oldest]:
+                del st.buckets[b]
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.state.buckets.values())
+
+    def snapshot(self) -> DedupState:
+        return DedupState({b: set(k) for b, k in self.state.buckets.items()}, self.state.max_event_ns)

@@ -1,0 +1,70 @@
+"""Normalisation at the edge: canonical units, plausibility, device clock sanity, patient.
+
+After this step every reading carries its signal's canonical UCUM unit, a
+physically possible value and an event time that can be trusted to within the
+configured skew; anything else is an error naming the step and the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from vitalstream.errors import PlausibilityError, UnitError
+from vitalstream.model import Quality, RawReading, Reading
+from vitalstream.signals import CATALOGUE, Signal
+
+PatientOf = Callable[[RawReading], "str | None"]
+
+
+class PatientResolver(Protocol):
+    def __call__(self, raw: RawReading) -> str | None: ...
+
+
+def patient_from_payload(raw: RawReading) -> str:
+    """Until a device registry is configured: the payload's patient, else the device id."""
+    return raw.patient if raw.patient is not None else raw.device
+
+
+@dataclass(frozen=True, slots=True)
+class Normaliser:
+    """Config for the normalisation step.
+
+    ``max_clock_skew_ns``: a device time further than this from the receive time
+    is replaced by the receive time and flagged ``CLOCK_CORRECTED``. ``None``
+    disables the check, as replays of historical data need.
+
+    >>> n = Normaliser(max_clock_skew_ns=None)
+    >>> r = n.normalise(RawReading("d1", "p1", "body_temp", 98.6, "[degF]", 0), recv_ns=0)
+    >>> r.signal.value, round(r.value, 9), r.unit
+    ('body_temp', 37.0, 'Cel')
+    """
+
+    max_clock_skew_ns: int | None = 300 * 1_000_000_000
+
+    def normalise(self, raw: RawReading, recv_ns: int,
+                  patient_of: PatientResolver = patient_from_payload) -> Reading | None:
+        """The normalised reading, or None when the patient is unknown (quarantine)."""
+        try:
+            signal = Signal(raw.signal)
+        except ValueError:
+            raise UnitError("normalise", raw.device, "unknown_signal", repr(raw.signal)) from None
+        sp = CATALOGUE[signal]
+        try:
+            value = sp.to_canonical(raw.value, raw.unit)
+        except KeyError:
+            raise UnitError("normalise", raw.device, "unknown_unit",
+                            f"{raw.unit!r} for {signal.value}") from None
+        if not sp.plausible(value):
+            raise PlausibilityError("plausibility", raw.device, "implausible",
+                                    f"{signal.value}={value:g} {sp.unit} outside "
+                                    f"[{sp.plausible_min:g}, {sp.plausible_max:g}]")
+        event_ns, quality = raw.event_ns, raw.quality
+        skew = self.max_clock_skew_ns
+        if skew is not None and abs(event_ns - recv_ns) > skew:
+            event_ns, quality = recv_ns, quality | Quality.CLOCK_CORRECTED
+        patient = patient_of(raw)
+        if patient is None:
+            return None
+        return Reading(patient, raw.device, signal, value, sp.unit, event_ns, recv_ns,
+                       raw.source, quality)
