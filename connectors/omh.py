@@ -326,7 +326,12 @@ def _checked(point: dict, device: str, schemas: OmhSchemas, validate: bool) -> d
     return point
 
 
-def _number_out(v: float) -> float | int:
+def _value_out(r: Reading) -> float | int:
+    try:
+        v = spec(r.signal).to_canonical(r.value, r.unit)
+    except KeyError:
+        raise OmhEncodeError("omh_encode", r.device, "unknown_unit",
+                             f"{r.signal}: {r.unit!r}") from None
     return int(v) if float(v).is_integer() and abs(v) < 2**53 else v
 
 
@@ -339,7 +344,7 @@ def encode_omh(reading: Reading, *, id_factory: Callable[[], str] = _new_id,
     step-count requires one. Blood pressure needs both values: use
     ``encode_omh_blood_pressure``. Raises ``OmhEncodeError`` (reasons
     ``unsupported_signal``, ``needs_pair``, ``needs_interval``, ``bad_interval``,
-    ``schema_invalid``).
+    ``unknown_unit``, ``schema_invalid``).
     """
     schemas = schemas or default_schemas()
     signal = Signal(reading.signal)
@@ -352,8 +357,7 @@ def encode_omh(reading: Reading, *, id_factory: Callable[[], str] = _new_id,
         raise OmhEncodeError("omh_encode", reading.device, "needs_interval",
                              "step-count requires a time interval: pass duration_ns")
     name, prop, unit = _ENCODE[signal]
-    value = spec(signal).to_canonical(reading.value, reading.unit)
-    body = {prop: {"value": _number_out(value), "unit": unit},
+    body = {prop: {"value": _value_out(reading), "unit": unit},
             "effective_time_frame": _time_frame_out(reading.event_ns, duration_ns)}
     _add_statistic(body, reading.source)
     point = {"header": _header(name, reading, id_factory, schemas), "body": body}
@@ -374,7 +378,7 @@ def encode_omh_blood_pressure(systolic: Reading, diastolic: Reading, *,
         raise OmhEncodeError("omh_encode", systolic.device, "needs_pair",
                              "systolic and diastolic differ in patient, device, time or source")
     body = {
-        prop: {"value": _number_out(spec(r.signal).to_canonical(r.value, r.unit)), "unit": "mmHg"}
+        prop: {"value": _value_out(r), "unit": "mmHg"}
         for prop, r in (("systolic_blood_pressure", systolic), ("diastolic_blood_pressure", diastolic))
     }
     body["effective_time_frame"] = _time_frame_out(systolic.event_ns, duration_ns)

@@ -347,3 +347,151 @@ def test_non_finite_value_in_a_dict_payload_is_bad_value():
     with pytest.raises(DecodeError) as info:
         decode_omh(point("heart-rate", "2.0", body), device="d", recv_ns=0)
     assert info.value.reason == "bad_value"
+
+
+# --- encoding and round trips ---------------------------------------------------
+
+def _first_pass_sample(name: str) -> tuple[str, dict]:
+    path = next(p for n, _, p in PASS if n == name)
+    return path.parts[-3], json.loads(path.read_text())
+
+
+def _interval_ns(body: dict) -> int | None:
+    ti = body["effective_time_frame"].get("time_interval")
+    return None if ti is None else utc_ns(ti["end_date_time"]) - utc_ns(ti["start_date_time"])
+
+
+def _counter():
+    n = iter(range(10**6))
+    return lambda: f"id-{next(n)}"
+
+
+@pytest.mark.parametrize("name", sorted(TYPES))
+def test_round_trip_import_export_import_keeps_value_unit_time(name):
+    version, body = _first_pass_sample(name)
+    first = decode_omh(json.dumps(point(name, version, body, user_id="pat-2")).encode(),
+                       device="dev-2", recv_ns=7)
+    dur = _interval_ns(body) if name == "step-count" else None
+    if name == "blood-pressure":
+        points = [encode_omh_blood_pressure(*first, id_factory=_counter())]
+    else:
+        points = [encode_omh(r, id_factory=_counter(), duration_ns=dur) for r in first]
+    for p in points:  # what we emit validates, header and body, against local schemas
+        assert SCHEMAS.problem(DATA_POINT_SCHEMA, p) is None
+        sid = p["header"]["schema_id"]
+        assert SCHEMAS.problem(f"{sid['name']}-{sid['version']}.json", p["body"]) is None
+    assert points[0]["header"]["id"] == "id-0"
+    second = [r for p in points
+              for r in decode_omh(json.dumps(p).encode(), device="dev-2", recv_ns=7)]
+    assert len(second) == len(first)
+    for a, b in zip(first, second):
+        assert (b.signal, b.unit, b.event_ns, b.patient, b.device, b.source) == \
+            (a.signal, a.unit, a.event_ns, a.patient, a.device, a.source)
+        assert b.value == pytest.approx(a.value, rel=1e-12)
+
+
+def test_export_points_pairs_blood_pressure_and_emits_each_other_reading():
+    t = calendar.timegm((2024, 3, 1, 12, 0, 0)) * NS
+    mk = lambda s, v, u: Reading("p", "d", s, v, u, t, t)  # noqa: E731
+    readings = [mk(Signal.BP_DIASTOLIC, 80.0, "mm[Hg]"), mk(Signal.HEART_RATE, 61.0, "/min"),
+                mk(Signal.BP_SYSTOLIC, 120.0, "mm[Hg]")]
+    points = list(export_points(readings, id_factory=_counter()))
+    assert [p["header"]["schema_id"]["name"] for p in points] == ["heart-rate", "blood-pressure"]
+    bp = points[1]["body"]
+    assert (bp["systolic_blood_pressure"]["value"], bp["diastolic_blood_pressure"]["value"]) == (120, 80)
+    assert bp["effective_time_frame"] == {"date_time": "2024-03-01T12:00:00Z"}
+    assert points[1]["header"]["schema_id"]["version"] == "3.1"  # newest offline-valid
+    with pytest.raises(OmhEncodeError) as info:
+        list(export_points(readings[:1]))
+    assert info.value.reason == "needs_pair"
+
+
+@pytest.mark.parametrize("signal,unit,source,kwargs,reason", [
+    (Signal.BP_SYSTOLIC, "mm[Hg]", "omh", {}, "needs_pair"),
+    (Signal.STEPS, "count", "omh", {}, "needs_interval"),
+    (Signal.BP_MEAN, "mm[Hg]", "omh", {}, "unsupported_signal"),
+    (Signal.HEART_RATE, "/min", "omh", {"duration_ns": -1}, "bad_interval"),
+    (Signal.HEART_RATE, "furlong", "omh", {}, "unknown_unit"),
+    (Signal.HEART_RATE, "/min", "omh:mode", {}, "schema_invalid"),  # not an OMH statistic
+])
+def test_encoder_refuses_what_omh_cannot_hold(signal, unit, source, kwargs, reason):
+    r = Reading("p", "d", signal, 60.0, unit, 0, 0, source=source)
+    with pytest.raises(OmhEncodeError) as info:
+        encode_omh(r, **kwargs)
+    assert info.value.reason == reason
+
+
+# (signal, canonical unit, plausible-ish value range)
+_ENCODABLE = [(Signal.HEART_RATE, "/min", 20, 300), (Signal.SPO2, "%", 40, 100),
+              (Signal.BODY_TEMP, "Cel", 25, 45), (Signal.RESP_RATE, "/min", 2, 80),
+              (Signal.GLUCOSE, "mg/dL", 10, 1000), (Signal.STEPS, "count", 0, 100_000)]
+
+
+@st.composite
+def _readings(draw):
+    signal, unit, lo, hi = draw(st.sampled_from(_ENCODABLE))
+    value = draw(st.floats(lo, hi, allow_nan=False)) if signal is not Signal.STEPS \
+        else float(draw(st.integers(lo, hi)))
+    event_ns = draw(st.integers(0, 4_102_444_800 * NS))  # 1970 .. 2100
+    dur = draw(st.one_of(st.none(), st.integers(0, 7 * 86_400 * NS)))
+    if signal is Signal.STEPS and dur is None:
+        dur = 3_600 * NS
+    return Reading("pat", "dev", signal, value, unit, event_ns, 1, source="omh"), dur
+
+
+@settings(max_examples=60, deadline=None)
+@given(_readings())
+def test_round_trip_property_random_values_and_times(case):
+    reading, dur = case
+    p = encode_omh(reading, duration_ns=dur)
+    (back,) = decode_omh(json.dumps(p).encode(), device=None, recv_ns=1)
+    assert back == reading  # canonical units are written as-is, so the value is exact
+
+
+# --- file import ---------------------------------------------------------------
+
+def _hr_point(value, t="2024-03-01T12:00:00Z"):
+    return point("heart-rate", "2.0", {"heart_rate": {"value": value, "unit": "beats/min"},
+                                       "effective_time_frame": {"date_time": t}}, user_id="pat-3")
+
+
+def test_import_file_reads_one_point_an_array_and_json_lines(tmp_path):
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(_hr_point(61), indent=2))
+    arr = tmp_path / "arr.json"
+    activity = json.loads((SAMPLES / "data-point/1.0/shouldPass/valid-data-point.json").read_text())
+    watch = _hr_point(62)
+    watch["header"]["acquisition_provenance"] = {"source_name": "watch-3"}
+    arr.write_text(json.dumps([watch, activity, _hr_point(63, "2024-03-01T12:00:00"), _hr_point(66)]))
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text("\n".join([json.dumps(_hr_point(64)), '{"header": oops}',
+                                "", json.dumps(_hr_point(65))]) + "\n")
+    clock = FakeClock(1_000)
+
+    (r,) = import_file(one, device="dev-3", clock=clock)
+    assert (r.value, r.patient, r.device, r.recv_ns, r.quality) == \
+        (61.0, "pat-3", "dev-3", 1_000, Quality.HISTORICAL)
+
+    out = list(import_file(arr, clock=clock, quality=Quality.OK))
+    assert [type(x) for x in out] == [Reading, ActivityEpisode, DeadLetter, DeadLetter]
+    assert (out[0].quality, out[0].device, out[0].patient) == (Quality.OK, "watch-3", "pat-3")
+    dl = out[2]  # zoneless time
+    assert (dl.step, dl.reason, dl.topic) == ("omh_decode", "schema_invalid", f"file:{arr}")
+    assert dl.detail.startswith("item 2: $.body.effective_time_frame")
+    assert json.loads(dl.payload) == _hr_point(63, "2024-03-01T12:00:00")
+    assert (out[3].reason, out[3].detail[:8]) == ("no_device", "item 3: ")  # user_id is no device
+
+    out = list(import_file(lines, device="dev-3", clock=clock))
+    assert [getattr(x, "value", None) for x in out] == [64.0, None, 65.0]
+    assert (out[1].reason, out[1].payload) == ("bad_json", b'{"header": oops}')
+    assert out[1].detail.startswith("item 1: ")
+
+
+def test_import_file_broken_document_is_one_dead_letter_and_missing_file_raises(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(_hr_point(61), indent=2)[:-3])
+    (dl,) = import_file(broken, device="d")
+    assert isinstance(dl, DeadLetter) and dl.reason == "bad_json"
+    with pytest.raises(DecodeError) as info:
+        list(import_file(tmp_path / "absent.json"))
+    assert info.value.reason == "unreadable_file"
