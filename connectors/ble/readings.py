@@ -62,7 +62,10 @@ _FIELDS: dict[str, tuple[tuple[str, Signal, str], ...]] = {
         ("glucose_kg_per_l", Signal.GLUCOSE, "kg/L"),
         ("glucose_mol_per_l", Signal.GLUCOSE, "mol/L"),
     ),
-    gatt.WEIGHT_MEASUREMENT: (("weight_kg", Signal.BODY_WEIGHT, "kg"), ("weight_lb", Signal.BODY_WEIGHT, "lb")),
+    gatt.WEIGHT_MEASUREMENT: (
+        ("weight_kg", Signal.BODY_WEIGHT, "kg"),
+        ("weight_lb", Signal.BODY_WEIGHT, "lb"),
+    ),
 }
 
 
