@@ -41,13 +41,20 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from vitalstream.connectors.omh_schemas import (
-    DATA_POINT_SCHEMA, LENGTH_M, OmhSchemas, default_schemas, duration_to_ns, duration_unit_value,
-    format_date_time, parse_date_time)
+    DATA_POINT_SCHEMA,
+    LENGTH_M,
+    OmhSchemas,
+    default_schemas,
+    duration_to_ns,
+    duration_unit_value,
+    format_date_time,
+    parse_date_time,
+)
 from vitalstream.errors import DecodeError, VitalstreamError
 from vitalstream.model import DeadLetter, Quality, Reading
 from vitalstream.operators.clock import Clock, SystemClock
@@ -175,12 +182,11 @@ def _time_frame(tf: dict, device: str | None) -> tuple[int | None, int | None]:
 
 
 def _identity(header: dict, device: str | None) -> tuple[str, str]:
-    if device is None:
-        device = (header.get("acquisition_provenance") or {}).get("source_name")
-    user = header.get("user_id")
-    if device is None:
+    # An empty id names nobody: fall through to the next source rather than key on "".
+    device = device or (header.get("acquisition_provenance") or {}).get("source_name")
+    if not device:
         raise _fail(None, "no_device", "no device given and no acquisition_provenance.source_name")
-    return (user if user is not None else device), device
+    return header.get("user_id") or device, device
 
 
 def _validated(point: object, device: str | None, schemas: OmhSchemas) -> tuple[dict, str, str]:
@@ -373,7 +379,7 @@ def encode_omh_blood_pressure(systolic: Reading, diastolic: Reading, *,
     if (Signal(systolic.signal), Signal(diastolic.signal)) != (Signal.BP_SYSTOLIC, Signal.BP_DIASTOLIC):
         raise OmhEncodeError("omh_encode", systolic.device, "needs_pair",
                              f"got {systolic.signal} and {diastolic.signal}")
-    key = lambda r: (r.patient, r.device, r.event_ns, r.source)  # noqa: E731
+    key = lambda r: (r.patient, r.device, r.event_ns, r.source)
     if key(systolic) != key(diastolic):
         raise OmhEncodeError("omh_encode", systolic.device, "needs_pair",
                              "systolic and diastolic differ in patient, device, time or source")

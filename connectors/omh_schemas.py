@@ -28,11 +28,12 @@ import functools
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from jsonschema import FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
@@ -49,7 +50,7 @@ _FILE = re.compile(r"^(?P<name>.+)-(?P<major>\d+)\.(?P<minor>\d+)\.json$")
 _VERSION = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)$")
 
 NS_PER_S = 1_000_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # RFC 3339 section 5.6 date-time: the zone is mandatory. date-time-1.0.json says
 # a missing zone means UTC, but its "format": "date-time" makes such a value

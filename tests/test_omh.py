@@ -8,21 +8,31 @@ from __future__ import annotations
 
 import calendar
 import json
-import math
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from vitalstream.connectors.omh import (
-    ActivityEpisode, OmhEncodeError, decode_omh, decode_omh_records, encode_omh,
-    encode_omh_blood_pressure, export_points, import_file)
+    ActivityEpisode,
+    OmhEncodeError,
+    decode_omh,
+    decode_omh_records,
+    encode_omh,
+    encode_omh_blood_pressure,
+    export_points,
+    import_file,
+)
 from vitalstream.connectors.omh_schemas import (
-    DATA_POINT_SCHEMA, ENV_VAR, default_directory, default_schemas, format_date_time,
-    parse_date_time)
+    DATA_POINT_SCHEMA,
+    ENV_VAR,
+    default_directory,
+    default_schemas,
+    format_date_time,
+    parse_date_time,
+)
 from vitalstream.errors import DecodeError
 from vitalstream.model import DeadLetter, Quality, Reading
 from vitalstream.operators.clock import FakeClock
@@ -59,8 +69,8 @@ def by_hand(value: float, unit: str) -> float:
 
 
 def utc_ns(text: str) -> int:
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return calendar.timegm(dt.astimezone(timezone.utc).timetuple()) * NS
+    dt = datetime.fromisoformat(text)  # 3.11 reads a trailing Z
+    return calendar.timegm(dt.astimezone(UTC).timetuple()) * NS
 
 
 def samples(kind: str, *, ieee: bool) -> list[tuple[str, str, Path]]:
@@ -317,8 +327,11 @@ def test_patient_is_user_id_else_device_and_device_is_topic_else_provenance():
     assert (r.patient, r.device) == ("pat-1", "gw-dev")
     (r,) = decode_omh(point("heart-rate", "2.0", body, acquisition_provenance=prov), device=None, recv_ns=0)
     assert (r.patient, r.device) == ("watch-7", "watch-7")
+    (r,) = decode_omh(point("heart-rate", "2.0", body, user_id=""), device="gw-dev", recv_ns=0)
+    assert r.patient == "gw-dev"
     with pytest.raises(DecodeError) as info:
-        decode_omh(point("heart-rate", "2.0", body), device=None, recv_ns=0)
+        decode_omh(point("heart-rate", "2.0", body, acquisition_provenance={"source_name": ""}),
+                   device=None, recv_ns=0)
     assert info.value.reason == "no_device"
 
 
@@ -392,7 +405,7 @@ def test_round_trip_import_export_import_keeps_value_unit_time(name):
 
 def test_export_points_pairs_blood_pressure_and_emits_each_other_reading():
     t = calendar.timegm((2024, 3, 1, 12, 0, 0)) * NS
-    mk = lambda s, v, u: Reading("p", "d", s, v, u, t, t)  # noqa: E731
+    mk = lambda s, v, u: Reading("p", "d", s, v, u, t, t)
     readings = [mk(Signal.BP_DIASTOLIC, 80.0, "mm[Hg]"), mk(Signal.HEART_RATE, 61.0, "/min"),
                 mk(Signal.BP_SYSTOLIC, 120.0, "mm[Hg]")]
     points = list(export_points(readings, id_factory=_counter()))
