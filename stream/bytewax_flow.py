@@ -109,9 +109,11 @@ class WriterSink(DynamicSink):
 
 
 class _ShardLogic(StatefulBatchLogic[Reading, object, dict]):
-    def __init__(self, host: ShardHost, clock: Clock, on_host: Callable | None) -> None:
+    def __init__(self, host: ShardHost, clock: Clock, on_host: Callable | None,
+                 eof_flush: Callable[[], bool]) -> None:
         self.host = host
         self.clock = clock
+        self.eof_flush = eof_flush
         if on_host is not None:
             on_host(host)
 
@@ -122,7 +124,10 @@ class _ShardLogic(StatefulBatchLogic[Reading, object, dict]):
         return self.host.on_notify(), StatefulBatchLogic.RETAIN
 
     def on_eof(self):
-        return self.host.on_eof(), StatefulBatchLogic.RETAIN
+        # A bounded input has ended: close everything. A stop request does not
+        # force windows shut; they would be written half-full.
+        out = self.host.on_eof() if self.eof_flush() else []
+        return out, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> Optional[datetime]:
         due = self.host.notify_at_ns()
@@ -153,6 +158,7 @@ class _PerThread:
 def build_flow(source, make_ingest: Callable[[], Ingest], patient_flow: PatientFlow,
                outcome_sink, result_sink, *, shards: int = 64, clock: Clock | None = None,
                on_host: Callable[[ShardHost], None] | None = None,
+               eof_flush: Callable[[], bool] = lambda: True,
                flow_id: str = "vitalstream") -> tuple[Dataflow, _PerThread]:
     """Assemble the dataflow; ``source``/``*_sink`` are bytewax Source/Sink objects."""
     clock = clock or SystemClock()
@@ -165,7 +171,7 @@ def build_flow(source, make_ingest: Callable[[], Ingest], patient_flow: PatientF
     keyed = op.key_on("shard", readings, lambda r: shard_of(r.patient, shards))
 
     def builder(resume: dict | None) -> _ShardLogic:
-        return _ShardLogic(ShardHost(patient_flow, clock, resume), clock, on_host)
+        return _ShardLogic(ShardHost(patient_flow, clock, resume), clock, on_host, eof_flush)
 
     results = op.stateful_batch("patients", keyed, builder)
     op.output("results", op.key_rm("unkey", results), result_sink)

@@ -1,0 +1,190 @@
+"""The ``vitalstream`` command line.
+
+    vitalstream demo                 # services + simulator + pipeline, live view
+    vitalstream run --config site.yaml
+    vitalstream simulate --patients N --rate R --duration D --seed S --ground-truth FILE
+    vitalstream decode ble --uuid 2A37 --hex '1E 55 32 00 21 00'
+    vitalstream decode senml|json|omh FILE
+    vitalstream import FILE          # Open mHealth data points into the pipeline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from vitalstream import config as config_mod
+from vitalstream.errors import VitalstreamError
+
+_SERVICE_OPTS = [
+    ("--mqtt-url", ("mqtt", "url"), "MQTT broker, e.g. mqtt://user:pass@127.0.0.1:1883 [VITALSTREAM_MQTT_URL]"),
+    ("--redis-url", ("redis", "url"), "Redis, e.g. redis://127.0.0.1:6379/0 [VITALSTREAM_REDIS_URL]"),
+    ("--influx-url", ("influx", "url"), "InfluxDB v2 API base URL [VITALSTREAM_INFLUX_URL]"),
+    ("--influx-token", ("influx", "token"), "InfluxDB token [VITALSTREAM_INFLUX_TOKEN]"),
+    ("--influx-org", ("influx", "org"), "InfluxDB organisation [VITALSTREAM_INFLUX_ORG]"),
+    ("--influx-bucket", ("influx", "bucket"), "InfluxDB bucket [VITALSTREAM_INFLUX_BUCKET]"),
+]
+
+
+def _add_service_opts(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("services (option > environment > config file > default)")
+    for flag, _, help_text in _SERVICE_OPTS:
+        g.add_argument(flag, help=help_text)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    out = {}
+    for flag, key, _ in _SERVICE_OPTS:
+        out[key] = getattr(args, flag[2:].replace("-", "_"), None)
+    return out
+
+
+def _settings(args: argparse.Namespace):
+    ov = _overrides(args)
+    for name, key in (("workers", ("pipeline", "workers")), ("metrics_port", ("pipeline", "metrics_port")),
+                      ("shared_group", ("mqtt", "shared_group")), ("client_id", ("mqtt", "client_id"))):
+        if getattr(args, name, None) is not None:
+            ov[key] = getattr(args, name)
+    return config_mod.load(getattr(args, "config", None), overrides=ov)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from vitalstream.stream.app import Pipeline
+
+    pipeline = Pipeline(_settings(args), idle_stop_s=args.idle_stop)
+    totals = pipeline.run()
+    print(json.dumps(totals), file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from vitalstream.demo import run_demo
+
+    return run_demo(args)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from vitalstream.simulators.cli import simulate_main
+
+    return simulate_main(args)
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    if args.format == "ble":
+        from vitalstream.connectors.ble.gatt import decode_ble_hex
+
+        if not args.uuid or not args.hex:
+            raise SystemExit("decode ble needs --uuid and --hex")
+        print(json.dumps(decode_ble_hex(args.uuid, args.hex), indent=2))
+        return 0
+    if not args.file:
+        raise SystemExit(f"decode {args.format} needs a FILE")
+    payload = Path(args.file).read_bytes()
+    if args.format == "omh":
+        from vitalstream.connectors.omh import decode_omh
+
+        readings = decode_omh(payload, device=args.device, recv_ns=0)
+        print(json.dumps([_reading_json(r) for r in readings], indent=2))
+        return 0
+    from vitalstream.connectors.codecs import CODECS
+    from vitalstream.operators.normalise import Normaliser
+
+    device = args.device or "cli"
+    n = Normaliser(max_clock_skew_ns=None)
+    out = []
+    for item in CODECS[args.format](payload, device, 0):
+        if isinstance(item, VitalstreamError):
+            out.append({"error": item.reason, "step": item.step, "detail": item.detail})
+            continue
+        try:
+            out.append(_reading_json(n.normalise(item, 0)))
+        except VitalstreamError as err:
+            out.append({"error": err.reason, "step": err.step, "detail": err.detail})
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _reading_json(r) -> dict:
+    from vitalstream.model import to_datetime
+
+    return {"patient": r.patient, "device": r.device, "signal": r.signal.value, "value": r.value,
+            "unit": r.unit, "time": to_datetime(r.event_ns).isoformat(), "event_ns": r.event_ns,
+            "quality": int(r.quality), "source": r.source}
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from vitalstream.stream.importer import import_file
+
+    totals = import_file(Path(args.file), _settings(args))
+    print(json.dumps(totals))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vitalstream", description=(
+        "Streaming processor for wearable telemetry: MQTT readings in; event-time window "
+        "aggregates and raw series to InfluxDB; clinical alerts to a Redis Streams outreach queue."))
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="start services, simulate ~200 patients, run the pipeline live")
+    d.add_argument("--patients", type=int, default=200)
+    d.add_argument("--duration", type=float, default=60.0, help="wall seconds to publish (default 60)")
+    d.add_argument("--time-scale", type=float, default=20.0,
+                   help="event seconds per wall second (default 20: 20 min of physiology)")
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--use-running", action="store_true",
+                   help="use the given/default service URLs instead of starting private ones")
+    _add_service_opts(d)
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("run", help="run the pipeline against real services until SIGTERM/SIGINT")
+    r.add_argument("--config", help="site YAML (see deploy/site.yaml)")
+    r.add_argument("-w", "--workers", type=int, help="bytewax worker threads in this process")
+    r.add_argument("--shared-group", help="MQTT shared-subscription group (several processes)")
+    r.add_argument("--client-id", help="MQTT client id (persistent session identity)")
+    r.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 9108)")
+    r.add_argument("--idle-stop", type=float, default=None,
+                   help="stop after this many seconds without messages (bounded runs)")
+    _add_service_opts(r)
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("simulate", help="publish realistic readings with ground truth")
+    from vitalstream.simulators.cli import add_arguments
+
+    add_arguments(s)
+    _add_service_opts(s)
+    s.set_defaults(func=cmd_simulate)
+
+    dc = sub.add_parser("decode", help="decode a payload and print readings as JSON")
+    dc.add_argument("format", choices=["ble", "json", "senml", "omh"])
+    dc.add_argument("file", nargs="?", help="payload file (json, senml, omh)")
+    dc.add_argument("--uuid", help="GATT characteristic, e.g. 2A37")
+    dc.add_argument("--hex", help="characteristic value as hex (spaces allowed)")
+    dc.add_argument("--device", help="device id the payload came from")
+    dc.set_defaults(func=cmd_decode)
+
+    im = sub.add_parser("import", help="import Open mHealth data points (file) into the pipeline")
+    im.add_argument("file")
+    im.add_argument("--config")
+    _add_service_opts(im)
+    im.set_defaults(func=cmd_import)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except VitalstreamError as err:
+        print(f"vitalstream: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

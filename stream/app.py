@@ -1,0 +1,227 @@
+"""Assembles a running pipeline from Settings: receivers, writers, dataflow, metrics.
+
+``Pipeline.run()`` blocks until the input ends (``idle_stop_s`` of silence, for
+bounded runs and tests) or SIGTERM/SIGINT, then flushes the sinks. On a signal,
+open windows are *not* force-closed (they would be written half-full); with a
+bounded run they are, since no more data will come.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from bytewax.run import cli_main
+from bytewax.testing import run_main
+
+from vitalstream.config import NS, Settings, rules_document
+from vitalstream.connectors.mqtt import MqttConfig, MqttReceiver
+from vitalstream.model import Alert
+from vitalstream.operators.dedup import Dedup
+from vitalstream.operators.normalise import Normaliser
+from vitalstream.operators.patient import PatientFlow
+from vitalstream.operators.rules import RuleSet
+from vitalstream.operators.shard import ShardHost
+from vitalstream.operators.window import TumblingWindow
+from vitalstream.sinks.influx import InfluxWriter
+from vitalstream.sinks.metrics import Metrics
+from vitalstream.sinks.redis_streams import RedisOutreach
+from vitalstream.stream.bytewax_flow import ReceiverSource, WriterSink, build_flow
+from vitalstream.stream.ingest import Ingest
+from vitalstream.stream.store import OutcomeWriter, ResultWriter
+
+log = logging.getLogger(__name__)
+
+
+def patient_flow(settings: Settings) -> PatientFlow:
+    p = settings.pipeline
+    doc = rules_document(settings)
+    anomaly = None
+    detectors = settings.detectors if settings.detectors is not None else doc.get("detectors")
+    if detectors:
+        from vitalstream.operators.anomaly_flow import AnomalyStage  # optional, issue 5
+
+        anomaly = AnomalyStage.from_config(detectors)
+    return PatientFlow(
+        TumblingWindow(round(p.window_size_s * NS), round(p.allowed_lateness_s * NS)),
+        RuleSet.from_dicts(doc.get("rules", [])), round(p.rule_delay_s * NS), anomaly)
+
+
+class _StoppableReceiver:
+    """Wraps a receiver so a stop request or a long silence ends the input."""
+
+    def __init__(self, inner: MqttReceiver, stop: threading.Event) -> None:
+        self.inner = inner
+        self.stop_event = stop
+        self._last = time.monotonic()
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def drain(self, max_items: int):
+        if self.stop_event.is_set():
+            raise StopIteration
+        batch = self.inner.drain(max_items)
+        if batch:
+            self._last = time.monotonic()
+        return batch
+
+    def idle_for_s(self) -> float:
+        return time.monotonic() - self._last
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+
+@dataclass
+class Live:
+    """What the demo display and the metrics endpoint read."""
+
+    receivers: list[MqttReceiver] = field(default_factory=list)
+    ingests: list[Ingest] = field(default_factory=list)
+    outcome_writers: list[OutcomeWriter] = field(default_factory=list)
+    result_writers: list[ResultWriter] = field(default_factory=list)
+    hosts: list[ShardHost] = field(default_factory=list)
+    influx: list[InfluxWriter] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def totals(self) -> dict[str, int]:
+        with self.lock:
+            late_w = sum(h.late_counts()[0] for h in self.hosts)
+            late_r = sum(h.late_counts()[1] for h in self.hosts)
+            return {
+                "messages": sum(r.received for r in self.receivers),
+                "acked": sum(r.acked for r in self.receivers),
+                "readings": sum(w.stats.readings for w in self.outcome_writers),
+                "dead_letters": sum(w.stats.dead_letters for w in self.outcome_writers),
+                "quarantined": sum(w.stats.quarantined for w in self.outcome_writers),
+                "duplicates": sum(i.stats.duplicates for i in self.ingests),
+                "aggregates": sum(w.stats.aggregates for w in self.result_writers),
+                "alerts": sum(w.stats.alerts for w in self.result_writers),
+                "open_windows": sum(h.open_windows for h in self.hosts),
+                "patients": sum(len(h.patients) for h in self.hosts),
+                "late_window": late_w,
+                "late_rules": late_r,
+                "influx_spooled_batches": sum(i.batches_spooled for i in self.influx),
+                "influx_errors": sum(i.errors for i in self.influx),
+            }
+
+
+_METRICS = {
+    "messages": ("vitalstream_messages_received_total", "counter", "MQTT messages received"),
+    "acked": ("vitalstream_messages_acked_total", "counter", "MQTT messages acknowledged after storage"),
+    "readings": ("vitalstream_readings_stored_total", "counter", "valid readings written"),
+    "dead_letters": ("vitalstream_dead_letters_total", "counter", "inputs sent to the dead-letter stream"),
+    "quarantined": ("vitalstream_quarantined_total", "counter", "readings of unmapped devices"),
+    "duplicates": ("vitalstream_duplicates_total", "counter", "duplicate readings dropped"),
+    "aggregates": ("vitalstream_aggregates_total", "counter", "window aggregates written"),
+    "alerts": ("vitalstream_alert_events_total", "counter", "alert events emitted"),
+    "open_windows": ("vitalstream_open_windows", "gauge", "event-time windows open"),
+    "patients": ("vitalstream_patients", "gauge", "patients with state"),
+    "late_window": ("vitalstream_late_for_window_total", "counter", "readings too late for their window"),
+    "late_rules": ("vitalstream_late_for_rules_total", "counter", "readings too late for rule evaluation"),
+    "influx_spooled_batches": ("vitalstream_influx_spooled_batches_total", "counter", "batches spooled on outage"),
+    "influx_errors": ("vitalstream_influx_errors_total", "counter", "failed InfluxDB write attempts"),
+}
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, *, idle_stop_s: float | None = None,
+                 on_alert: Callable[[Alert], None] | None = None,
+                 patient_resolver=None) -> None:
+        self.settings = settings
+        self.idle_stop_s = idle_stop_s
+        self.on_alert = on_alert
+        self.live = Live()
+        self.stop_event = threading.Event()
+        self.patient_resolver = patient_resolver
+        self.flow_cfg = patient_flow(settings)
+        self.metrics = Metrics()
+        for key, (name, kind, text) in _METRICS.items():
+            self.metrics.describe(name, kind, text)
+        self.metrics.register(lambda: [(_METRICS[k][0], {}, float(v))
+                                       for k, v in self.live.totals().items()])
+
+    def _receiver(self, index: int, count: int) -> _StoppableReceiver:
+        cfg: MqttConfig = self.settings.mqtt
+        if count > 1 and not cfg.shared_group:
+            from dataclasses import replace
+            cfg = replace(cfg, shared_group=cfg.client_id)
+        r = MqttReceiver(cfg, client_suffix=f"-{index}" if count > 1 else "")
+        with self.live.lock:
+            self.live.receivers.append(r)
+        return _StoppableReceiver(r, self.stop_event)
+
+    def _influx(self, index: int, role: str) -> InfluxWriter:
+        from dataclasses import replace
+        cfg = self.settings.influx
+        w = InfluxWriter(replace(cfg, spool_dir=f"{cfg.spool_dir}/{role}-{index}"))
+        with self.live.lock:
+            self.live.influx.append(w)
+        return w
+
+    def _outcome_writer(self, index: int) -> OutcomeWriter:
+        w = OutcomeWriter(self._influx(index, "raw"), RedisOutreach(self.settings.redis),
+                          ack=lambda token: token())
+        with self.live.lock:
+            self.live.outcome_writers.append(w)
+        return w
+
+    def _result_writer(self, index: int) -> ResultWriter:
+        w = ResultWriter(self._influx(index, "results"), RedisOutreach(self.settings.redis),
+                         round(self.settings.pipeline.window_size_s * NS))
+        w.on_alert = self.on_alert
+        with self.live.lock:
+            self.live.result_writers.append(w)
+        return w
+
+    def _ingest(self) -> Ingest:
+        p = self.settings.pipeline
+        skew = None if p.max_clock_skew_s is None else round(p.max_clock_skew_s * NS)
+        kwargs = {} if self.patient_resolver is None else {"patient_of": self.patient_resolver}
+        i = Ingest(Normaliser(skew), Dedup(round(p.dedup_horizon_s * NS)), **kwargs)
+        with self.live.lock:
+            self.live.ingests.append(i)
+        return i
+
+    def _on_host(self, host: ShardHost) -> None:
+        with self.live.lock:
+            self.live.hosts.append(host)
+
+    def build(self):
+        flow, _ = build_flow(ReceiverSource(self._receiver, self.idle_stop_s),
+                             self._ingest, self.flow_cfg, WriterSink(self._outcome_writer),
+                             WriterSink(self._result_writer), shards=self.settings.pipeline.shards,
+                             on_host=self._on_host,
+                             eof_flush=lambda: not self.stop_event.is_set())
+        return flow
+
+    def request_stop(self, *_args) -> None:
+        self.stop_event.set()
+
+    def run(self, *, install_signals: bool = True) -> dict[str, int]:
+        if install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+        port = self.settings.pipeline.metrics_port
+        if port is not None:
+            try:
+                self.metrics.serve(port)
+            except OSError as exc:
+                log.warning("metrics endpoint not started on port %s: %s", port, exc)
+        flow = self.build()
+        workers = self.settings.pipeline.workers
+        try:
+            if workers <= 1:
+                run_main(flow)
+            else:
+                cli_main(flow, workers_per_process=workers)
+        finally:
+            for w in self.live.influx:
+                w.flush_spool()
+            self.metrics.close()
+        return self.live.totals()
