@@ -243,3 +243,28 @@ def test_docstring_examples_run(module):
     mod = importlib.import_module(f"vitalstream.operators.anomaly.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_spo2_is_one_sided_low():
+    det = EwZScore(signal="spo2", half_life_s=FOREVER).build()
+    t = baseline(det, mu=96.0, sigma=1.0)  # mean 96, sd 1
+    high = det.process(100.0, t, REST_DAY)  # +4 sd, but a high SpO2 is no concern
+    low = det.process(91.0, t + MIN, REST_DAY)  # -5 sd
+    assert (high.score, high.is_anomaly) == (0.0, False)
+    # The 100 was normal, so it was learned: batch of 50 x 95, 50 x 97, 1 x 100.
+    vals = np.array([95.0] * 50 + [97.0] * 50 + [100.0])
+    assert low.is_anomaly
+    assert low.score == pytest.approx((vals.mean() - 91.0) / vals.std())
+    assert low.explanation.expected_high == math.inf and low.to_fields()["expected_high"] is None
+
+
+def test_active_context_falls_back_to_rest_baseline_when_it_fits_better():
+    # Rest baseline 60 +- 3 (warm); active baseline 100 +- 3 (warm). A reading of 61
+    # a minute after a walk ends is "active" by context but fits rest: z = 1/3.
+    det = EwZScore(signal="heart_rate", half_life_s=FOREVER).build()
+    t = baseline(det)
+    t = baseline(det, mu=100.0, ctx=Context("active", "day"), t0=t)
+    s = det.process(61.0, t, Context("active", "day"))
+    assert (s.explanation.context, s.is_anomaly) == ("rest/day", False)
+    assert s.score == pytest.approx(1.0 / 3.0)
+    assert det.mean_var("active/day") == pytest.approx((100.0, 9.0))  # learned into rest

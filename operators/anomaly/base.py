@@ -7,7 +7,13 @@ Rules shared by the univariate detectors (``ewz``, ``quantile``):
   the signal's physically plausible range (``vitalstream.signals``) is neither
   scored as an anomaly nor learned: it is not a measurement.
 - One baseline per context key: heart rate splits on activity and day/night,
-  blood pressure on day/night, other signals keep one baseline (``DEFAULT_SPLIT``).
+  blood pressure on day/night, respiratory rate on activity, other signals keep
+  one baseline (``DEFAULT_SPLIT``). In an active context the value is also scored
+  against the rest baseline and the lower score wins (activity explains a
+  value, it never makes one suspect; bout edges and recovery are uncertain);
+  the reading is then learned into the baseline that scored it.
+- Direction: ``both`` by default; SpO2 is one-sided ``low`` (``DEFAULT_DIRECTION``),
+  the unused bound of the expected range is then infinite.
 - Warm-up: until a baseline has learned ``warmup_n`` readings it scores against
   the population prior (``priors.py``) and says so (``warmup=True``, ``source``).
   During warm-up every plausible reading is learned, even one the prior calls
@@ -25,7 +31,8 @@ import math
 from typing import Any, Protocol
 
 from vitalstream.operators.anomaly.priors import prior_for
-from vitalstream.operators.anomaly.score import Context, Explanation, Score, clamp_score
+from vitalstream.operators.anomaly.score import (ACTIVE, REST, Context, Explanation, Score,
+                                                  clamp_score)
 from vitalstream.signals import CATALOGUE, Signal
 
 DEFAULT_SPLIT: dict[str, tuple[str, ...]] = {
@@ -33,7 +40,10 @@ DEFAULT_SPLIT: dict[str, tuple[str, ...]] = {
     "bp_systolic": ("period",),
     "bp_diastolic": ("period",),
     "bp_mean": ("period",),
+    "resp_rate": ("activity",),  # breathing speeds up with exercise
 }
+# One-sided signals: SpO2 is capped at 100 %, only a fall is a concern.
+DEFAULT_DIRECTION: dict[str, str] = {"spo2": "low"}
 
 
 class Detector(Protocol):
@@ -71,12 +81,13 @@ class UnivariateDetector:
     implement ``_stats(key) -> (n, first_ns, last_ns, center, scale) | None`` and
     ``_update(key, value, event_ns, weight)``."""
 
-    __slots__ = ("cfg", "split")
+    __slots__ = ("cfg", "split", "direction")
     kind = "?"
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
         self.split = resolve_split(cfg.signal, cfg.split)
+        self.direction = cfg.direction or DEFAULT_DIRECTION.get(cfg.signal or "", "both")
 
     def _stats(self, key: str) -> tuple[int, int, int, float, float] | None:
         raise NotImplementedError
@@ -92,9 +103,18 @@ class UnivariateDetector:
         return Score(event_ns, 0.0, False, e)
 
     def score_one(self, value: float, event_ns: int, ctx: Context) -> Score:
+        s = self._score_key(float(value), event_ns, ctx.key(self.split), ctx.activity)
+        if ctx.activity == ACTIVE and "activity" in self.split and not s.explanation.note:
+            # Activity only ever explains a value: near the edges of a bout (recovery,
+            # a walk that has not raised HR yet) the rest baseline may fit better.
+            rest = self._score_key(float(value), event_ns,
+                                   Context(REST, ctx.period).key(self.split), REST)
+            if rest.score < s.score:
+                return rest
+        return s
+
+    def _score_key(self, value: float, event_ns: int, key: str, activity: str) -> Score:
         cfg = self.cfg
-        key = ctx.key(self.split)
-        value = float(value)
         if not plausible(cfg.signal, value):
             return self._unscored(value, event_ns, key, "not_finite" if not math.isfinite(value)
                                   else "implausible")
@@ -104,14 +124,19 @@ class UnivariateDetector:
         if n >= cfg.warmup_n:
             center, scale, source, warm = st[3], st[4], "personal", False
         else:
-            prior = prior_for(cfg.signal, ctx.activity)
+            prior = prior_for(cfg.signal, activity)
             if prior is None:
                 return self._unscored(value, event_ns, key, "no_prior")
             center, scale, source, warm = prior.mean, prior.sd, prior.source, True
-        z = clamp_score((value - center) / scale)
         thr = cfg.threshold
-        e = Explanation(cfg.signal or "", value, center - thr * scale, center + thr * scale,
-                        n, age, key, warm, source, self.kind)
+        low, high = center - thr * scale, center + thr * scale
+        z = (value - center) / scale
+        if self.direction == "low":
+            z, high = max(0.0, -z), math.inf
+        elif self.direction == "high":
+            z, low = max(0.0, z), -math.inf
+        z = clamp_score(z)
+        e = Explanation(cfg.signal or "", value, low, high, n, age, key, warm, source, self.kind)
         return Score(event_ns, z, z > thr, e)
 
     def learn_one(self, value: float, event_ns: int, ctx: Context, weight: float = 1.0) -> None:

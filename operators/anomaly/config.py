@@ -2,7 +2,7 @@
 
 >>> cfg = build_detector({"kind": "ewz", "half_life_s": 21600, "threshold": 4.0})
 >>> cfg
-EwZScore(signal=None, half_life_s=21600.0, threshold=4.0, warmup_n=30, anomaly_weight=0.0, min_sd=None, split=None, kind='ewz')
+EwZScore(signal=None, half_life_s=21600.0, threshold=4.0, warmup_n=30, anomaly_weight=0.0, min_sd=None, split=None, direction=None, kind='ewz')
 >>> cfgs = build_detectors({"heart_rate": {"kind": "ewz"}, "vitals": {"kind": "hst", "n_trees": 4}})
 >>> cfgs["heart_rate"].signal, cfgs["vitals"].n_trees
 ('heart_rate', 4)
@@ -77,6 +77,8 @@ def _check(cfg: Any) -> None:
         v = getattr(cfg, name, 1)
         if not isinstance(v, int) or v < (0 if name == "warmup_n" else 1):
             raise _fail(f"{name} must be a positive integer, got {v!r}")
+    if getattr(cfg, "direction", None) not in (None, "both", "low", "high"):
+        raise _fail(f"direction {cfg.direction!r}; expected 'both', 'low' or 'high'")
     for part in getattr(cfg, "split", None) or ():
         if part not in ("activity", "period"):
             raise _fail(f"split part {part!r}; expected 'activity' or 'period'")

@@ -97,12 +97,14 @@ class Score:
         return self.explanation.signal
 
     def to_fields(self) -> dict[str, object]:
-        """Flat fields for a sink (the lead writes these as the ``anomaly_score`` signal)."""
+        """Flat fields for a sink (the lead writes these as the ``anomaly_score`` signal);
+        an infinite bound (one-sided or unscored) becomes None, which line protocol omits."""
         e = self.explanation
         return {
             "signal": e.signal, "event_ns": self.event_ns, "score": self.score,
             "is_anomaly": self.is_anomaly, "observed": e.observed,
-            "expected_low": e.expected_low, "expected_high": e.expected_high,
+            "expected_low": _finite_or_none(e.expected_low),
+            "expected_high": _finite_or_none(e.expected_high),
             "baseline_n": e.baseline_n, "baseline_age_s": e.baseline_age_s,
             "context": e.context, "warmup": e.warmup, "source": e.source,
             "detector": e.detector, "note": e.note,
@@ -115,3 +117,7 @@ def clamp_score(z: float) -> float:
     if not math.isfinite(z) or z > MAX_SCORE:
         return MAX_SCORE
     return z
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
