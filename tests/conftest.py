@@ -28,8 +28,9 @@ from vitalstream.testing.services import (
 pytest_plugins = ["pytester"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# CI clones the repo next to ../shared, as on a developer machine (/work/main, /work/shared).
-SHARED_DIR = REPO_ROOT.parent / "shared"
+# CI clones the repo next to ../shared, as on a developer machine (/work/main, /work/shared);
+# VITALSTREAM_SHARED points elsewhere (same variable as the BLE and Open mHealth tests).
+SHARED_DIR = Path(os.environ.get("VITALSTREAM_SHARED") or REPO_ROOT.parent / "shared")
 SERVICE_FIXTURES = frozenset({"mosquitto", "redis_server", "redis_client", "victoria", "influxdb1"})
 
 
@@ -95,7 +96,7 @@ def redis_client(redis_server: RedisServer) -> Iterator["redis.Redis"]:  # noqa:
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """``../shared`` beside the repository (reference data, notes)."""
+    """``../shared`` beside the repository (reference data, notes), or $VITALSTREAM_SHARED."""
     if not (SHARED_DIR / "reference").is_dir():
         _unavailable(f"shared reference data not found at {SHARED_DIR}/reference")
     return SHARED_DIR
