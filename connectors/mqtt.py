@@ -85,6 +85,7 @@ class MqttReceiver:
         self.client_id = cfg.client_id + client_suffix
         self._queue: deque[Message] = deque()
         self._connected = threading.Event()
+        self.subscribed = threading.Event()  # set once the broker granted the subscription
         self.received = 0
         self.acked = 0
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
@@ -98,6 +99,7 @@ class MqttReceiver:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         self._client = c
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -108,6 +110,12 @@ class MqttReceiver:
         self._connected.set()
         log.info("mqtt connected as %s (session present: %s)", self.client_id,
                  flags.session_present)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("mqtt subscription refused: %s", reason_codes)
+            return
+        self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()

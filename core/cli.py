@@ -67,8 +67,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from vitalstream.simulators.cli import simulate_main
+    from vitalstream.simulators.publisher import simulate_main
 
+    if args.mqtt_url is None:  # environment, then config default
+        args.mqtt_url = config_mod.load().mqtt.url
     return simulate_main(args)
 
 
@@ -152,12 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_service_opts(r)
     r.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("simulate", help="publish realistic readings with ground truth")
-    from vitalstream.simulators.cli import add_arguments
+    s = sub.add_parser("simulate", help="publish realistic readings with ground truth",
+                       description="Publish simulated patients' readings over MQTT (QoS 1) and "
+                       "write the ground truth (profiles, injected episodes, malformed messages).")
+    from vitalstream.simulators.publisher import add_simulate_arguments
 
-    add_arguments(s)
-    _add_service_opts(s)
-    s.set_defaults(func=cmd_simulate)
+    add_simulate_arguments(s)
+    s.set_defaults(func=cmd_simulate, mqtt_url=None)
 
     dc = sub.add_parser("decode", help="decode a payload and print readings as JSON")
     dc.add_argument("format", choices=["ble", "json", "senml", "omh"])

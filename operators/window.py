@@ -6,7 +6,9 @@ state is a small list, so a snapshot is cheap and pickles anywhere.
 A window [start, end) closes when the patient's event clock reaches
 ``end + allowed_lateness``; a reading for a window that has closed is *late*:
 it is still stored raw (nothing valid is lost) but no longer changes the
-aggregate, which has been emitted. Because the event clock advances with wall
+aggregate, which has been emitted. Readings flagged LOW_QUALITY (motion
+artefact, special values) are stored raw but kept out of aggregates, so a
+minute's mean is not dragged by a strap slipping. Because the event clock advances with wall
 time between readings, a silent patient's windows still close on time.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from vitalstream.model import Reading, WindowAggregate
+from vitalstream.model import Quality, Reading, WindowAggregate
 from vitalstream.signals import Signal
 
 WindowKey = tuple[str, Signal, int]  # (device, signal, start_ns)
@@ -105,6 +107,8 @@ class WindowLogic:
         start = cfg.window_start(r.event_ns)
         if start + cfg.size_ns + cfg.allowed_lateness_ns <= now_ns:
             return False
+        if r.quality & Quality.LOW_QUALITY:
+            return True
         key = (r.device, r.signal, start)
         st = self.state.open.get(key)
         if st is None:
