@@ -54,6 +54,8 @@ class RawReading:
     event_ns: int
     quality: Quality = Quality.OK
     source: str = "json"
+    user: int | None = None  # user index on a shared device (multi-user BP cuff)
+    gateway: str | None = None  # BLE gateway that relayed it, if any
 
 
 @dataclass(slots=True, frozen=True)
