@@ -80,38 +80,46 @@ class Gap:
     end_s: float
 
 
-def _window(duration_s: float, rng: np.random.Generator, max_plateau_s: float) -> tuple[float, ...]:
-    """(onset, start, end, recovered): ramps of 5 % of the run, plateau half of it."""
+def _window(duration_s: float, rng: np.random.Generator, max_plateau_s: float,
+            min_plateau_s: float) -> tuple[float, ...]:
+    """(onset, start, end, recovered): ramps of 5 % of the run, plateau half of it.
+
+    The plateau is stretched to ``min_plateau_s`` (what the default rule needs to
+    fire: its ``for_s`` or N-of-M readings, plus a margin) when the run is long
+    enough; in a shorter run it shrinks to fit, and the rule may not fire.
+    """
     ramp = float(np.clip(0.05 * duration_s, 10.0, 120.0))
-    plateau = min(0.5 * duration_s, max_plateau_s)
-    onset = float(rng.uniform(0.10, 0.25)) * duration_s
+    plateau = min(max(0.5 * duration_s, min_plateau_s), max_plateau_s)
+    room = 0.95 * duration_s - 2 * ramp  # leave the end of the run for recovery
+    plateau = min(plateau, room - 0.05 * duration_s)
+    onset = min(float(rng.uniform(0.10, 0.25)) * duration_s, room - plateau)
     return onset, onset + ramp, onset + ramp + plateau, onset + 2 * ramp + plateau
 
 
 def plan_episode(profile: str, duration_s: float, rng: np.random.Generator) -> Episode | None:
     """The episode of a profile, or None for profiles without one."""
     if profile == "tachycardia":
-        w = _window(duration_s, rng, 1800.0)
+        w = _window(duration_s, rng, 1800.0, 330.0)  # for_s 300
         return Episode("tachycardia", "heart_rate", "tachycardia", ("tachycardia",), *w,
                        target=float(rng.uniform(135.0, 150.0)))
     if profile == "desaturation":
         severe = bool(rng.random() < 0.3)
-        w = _window(duration_s, rng, 900.0)
+        w = _window(duration_s, rng, 900.0, 180.0)  # for_s 120
         if severe:
             return Episode("desaturation", "spo2", "desaturation_severe",
                            ("desaturation_severe", "desaturation"), *w, target=80.0,
-                           companion=(("heart_rate", "rise", 8.0), ("resp_rate", "rise", 4.0)))
+                           companion=(("heart_rate", "rise", 8.0), ("resp_rate", "rise", 3.0)))
         return Episode("desaturation", "spo2", "desaturation", ("desaturation",), *w,
-                       target=87.5, companion=(("heart_rate", "rise", 5.0), ("resp_rate", "rise", 3.0)))
+                       target=87.5, companion=(("heart_rate", "rise", 5.0), ("resp_rate", "rise", 2.0)))
     if profile == "fever":
-        w = _window(duration_s, rng, 3600.0)
+        w = _window(duration_s, rng, 3600.0, 200.0)  # 2 of 3 readings 60 s apart
         target = float(rng.uniform(38.5, 39.2))
         # ~8 /min of HR per degree of fever (Karjalainen & Viitasalo 1986).
         rise = 8.0 * (target - 37.0)
         return Episode("fever", "body_temp", "fever", ("fever",), *w, target=target,
                        companion=(("heart_rate", "rise", rise), ("resp_rate", "rise", 2.0)))
     if profile == "crisis":
-        w = _window(duration_s, rng, 1800.0)
+        w = _window(duration_s, rng, 1800.0, 130.0)  # one cuff reading, 60 s apart
         return Episode("hypertensive_crisis", "bp_systolic", "hypertensive_crisis",
                        ("hypertensive_crisis",), *w, target=float(rng.uniform(200.0, 215.0)),
                        companion=(("bp_diastolic", "level", float(rng.uniform(118.0, 128.0))),))

@@ -6,25 +6,31 @@ stationary standard deviation ``sigma`` and correlation time ``tau_s``
 below are hard bounds, not probabilities. Values are then rounded as a device
 reports them (HR, SpO2, RR, BP, glucose to whole units, temperature to 0.01).
 
-Baselines and hard bounds of the profiles without an episode (healthy,
-hypertensive, dropout, motion; motion-flagged readings excepted). The margin is
-what keeps "no alert for a healthy patient" true:
+Baselines and hard bounds of every patient outside its own episode
+(motion-flagged readings excepted), against the default adult rules
+(``vitalstream/data/rules-default.yaml``). The margins keep "no alert for a
+healthy patient" true:
 
-============  ==================  =======================  =========================
-signal        baseline            hard bound               threshold, margin
-============  ==================  =======================  =========================
-heart_rate    58-78 /min          <= 78+4+20+9 = 111       > 120: 9 /min
-              circadian +-4, walking +15..20
-spo2          97-98.5 %           >= 95.2 -> 95 (rounded)  < 90: 5 %
-resp_rate     14-17 /min          11-24 /min               (no rule)
-body_temp     36.8-36.9 Cel       36.40-37.30 Cel          >= 38.0: 0.70 Cel
-              circadian +-0.25 (nadir ~05:00 UTC, peak ~17:00 UTC)
-bp_systolic   112-126 mm[Hg]      <= 126+5+15 = 146        >= 180: 34
-  hypertensive 145-155 mm[Hg]     <= 155+5+15 = 175        >= 180: 5
-bp_diastolic  72-82 mm[Hg]        <= 82+3+9 = 94           >= 120: 26
-  hypertensive 92-98 mm[Hg]       <= 98+3+9 = 110          >= 120: 10
-glucose       85-110 mg/dL        +-12 mg/dL               (no rule)
-============  ==================  =======================  =========================
+=============  ================  ==========================  ==================================
+signal         baseline          hard bound                  rule: margin
+=============  ================  ==========================  ==================================
+heart_rate     58-78 /min        45 .. 78+4+20+9 = 111       tachycardia > 120: 9;
+               circadian +-4, walking +15..20                bradycardia <= 40: 5
+spo2           97-98.5 %         >= 95.2 -> 95 (rounded)     desaturation < 90: 5
+resp_rate      14-17 /min        11 .. 17+3+3 = 23           tachypnoea >= 25: 2; bradypnoea <= 8: 3
+body_temp      36.8-36.9 Cel     36.40 .. 37.30              fever >= 38.0: 0.70; hypothermia <= 35: 1.4
+               circadian +-0.25 (nadir ~05:00 UTC, peak ~17:00 UTC)
+bp_systolic    114-126 mm[Hg]    114-5-12 = 97 .. 143        hypotension <= 90: 7; crisis >= 180: 37
+ hypertensive  145-155 mm[Hg]    <= 155+5+12 = 172           crisis >= 180: 8
+bp_diastolic   72-82 mm[Hg]      <= 82+3+9 = 94              crisis >= 120: 26
+ hypertensive  92-98 mm[Hg]      <= 98+3+9 = 110             crisis >= 120: 10
+glucose        90-110 mg/dL      >= 81 (80 via mmol/L)       hypoglycaemia < 70: 10
+=============  ================  ==========================  ==================================
+
+Episode companions stay inside too: fever adds <= 18 /min of HR (<= 109), a
+desaturation <= 8 /min of HR and <= 3 /min of RR. A hypertensive patient may
+sit above the crisis rule's 170 mm[Hg] clear level, so a crisis can take a
+while to resolve.
 
 Sources for the ranges: adult resting HR 60-100 /min, SpO2 95-100 %, RR 12-20
 /min (e.g. NEWS2, Royal College of Physicians 2017); oral temperature
@@ -64,9 +70,9 @@ NOISE: dict[str, tuple[float, float, int]] = {
     "spo2": (0.6, 30.0, 0),
     "resp_rate": (1.0, 60.0, 0),
     "body_temp": (0.05, 600.0, 2),
-    "bp_systolic": (5.0, 60.0, 0),
+    "bp_systolic": (4.0, 60.0, 0),
     "bp_diastolic": (3.0, 60.0, 0),
-    "glucose": (4.0, 1800.0, 0),
+    "glucose": (3.0, 1800.0, 0),
 }
 CLIP_SIGMAS = 3.0
 # (amplitude, hour of peak UTC)
@@ -146,9 +152,9 @@ def make_patient(patient_id: str, profile: str, duration_s: float, rates: Sampli
         spo2_base=float(rng.uniform(97.0, 98.5)),
         rr_base=float(rng.uniform(14.0, 17.0)),
         temp_base=float(rng.uniform(36.8, 36.9)),
-        sbp_base=float(rng.uniform(145.0, 155.0) if hypertensive else rng.uniform(112.0, 126.0)),
+        sbp_base=float(rng.uniform(145.0, 155.0) if hypertensive else rng.uniform(114.0, 126.0)),
         dbp_base=float(rng.uniform(92.0, 98.0) if hypertensive else rng.uniform(72.0, 82.0)),
-        glucose_base=float(rng.uniform(85.0, 110.0)),
+        glucose_base=float(rng.uniform(90.0, 110.0)),
         bp_interval_s=rates.bp_fast_s if profile == "crisis" else rates.bp_s,
         episode=plan_episode(profile, duration_s, rng),
         bouts=tuple(plan_bouts(duration_s, rng)) if profile in _WALKERS else (),
@@ -196,7 +202,7 @@ def _series(spec: PatientSpec, signal: str, base: float, t_s: np.ndarray, dt_s: 
     mean = base + circadian(signal, t_s, start_s)
     if signal in ("heart_rate", "resp_rate") and spec.bouts:
         rise = bout_hr_rise(t_s, list(spec.bouts))
-        mean = mean + (rise if signal == "heart_rate" else rise * 0.2)
+        mean = mean + (rise if signal == "heart_rate" else rise * 0.15)
     ep = spec.episode
     if ep is not None:
         w = episode_weight(t_s, ep)
