@@ -24,8 +24,12 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
-
-from vitalstream.simulators.encode import WireReading, encode_native, encode_senml, native_reading
+from vitalstream.simulators.encode import (
+    WireReading,
+    encode_native,
+    encode_senml,
+    native_reading,
+)
 
 MALFORMED_REASONS = ("bad_json", "unknown_unit", "implausible", "missing_field", "identity_mismatch")
 BOGUS_UNITS = ("furlong/fortnight", "bananas", "smoot")

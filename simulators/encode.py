@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from vitalstream.signals import Signal, spec
 
@@ -65,7 +65,7 @@ def wire_value(signal: str, value: float, codec: str, alt_units: bool = False) -
 _SPECS = {s.value: spec(s) for s in Signal}
 
 
-def canonical(signal: str, value: float | int, unit: str) -> float:
+def canonical(signal: str, value: float, unit: str) -> float:
     """The value the pipeline stores: the wire value converted with the signal catalogue.
 
     JSON numbers round-trip exactly (``json`` writes floats with ``repr``), so
@@ -82,7 +82,7 @@ def iso_time(event_ns: int, style: str = "iso_z") -> str:
     if event_ns % 1_000_000:
         raise ValueError("device stamps are whole milliseconds")
     sec, ms = divmod(event_ns // 1_000_000, 1000)
-    dt = datetime.fromtimestamp(sec, tz=timezone.utc)
+    dt = datetime.fromtimestamp(sec, tz=UTC)
     if style == "iso_offset":
         dt = dt.astimezone(_PLUS_ONE)
         return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms:03d}+01:00"

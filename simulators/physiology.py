@@ -45,7 +45,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from vitalstream.simulators.episodes import (
     ActivityBout,
     Episode,

@@ -26,13 +26,13 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import IO, Iterable, Sequence
+from typing import IO
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-
 from vitalstream.errors import VitalstreamError
 from vitalstream.simulators.scenario import CODECS, OutMessage, Scenario
 
@@ -117,16 +117,16 @@ def publish(scenario: Scenario | Sequence[OutMessage], mqtt_url: str, *, rate: f
     connected = threading.Event()
     refused: list[str] = []
 
-    def on_connect(client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def on_connect(client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             refused.append(str(reason_code))
         else:
             connected.set()
 
-    def on_disconnect(client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def on_disconnect(client, userdata, flags, reason_code, properties) -> None:
         connected.clear()
 
-    def on_publish(client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+    def on_publish(client, userdata, mid, reason_code, properties) -> None:
         with lock:
             acked[0] += 1
 
@@ -185,7 +185,7 @@ def _schedule(scenario: object, msgs: Sequence[OutMessage], rate: float | None,
 
 
 def _send_all(client: mqtt.Client, msgs: Sequence[OutMessage], qos: int, due: Iterable[float | None],
-              connected: threading.Event, tick) -> tuple[int, int]:  # noqa: ANN001
+              connected: threading.Event, tick) -> tuple[int, int]:
     sent = retries = 0
     backoff_s = 0.001
     for m, at in zip(msgs, due):

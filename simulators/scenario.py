@@ -19,13 +19,13 @@ sees them.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
-
 from vitalstream.model import from_datetime, to_datetime
 from vitalstream.signals import Signal, spec
 from vitalstream.simulators.devices import (
@@ -35,7 +35,13 @@ from vitalstream.simulators.devices import (
     make_device,
     malformed,
 )
-from vitalstream.simulators.encode import WireReading, canonical, encode_native, encode_senml, wire_value
+from vitalstream.simulators.encode import (
+    WireReading,
+    canonical,
+    encode_native,
+    encode_senml,
+    wire_value,
+)
 from vitalstream.simulators.episodes import THRESHOLDS
 from vitalstream.simulators.physiology import (
     DEFAULT_MIX,
@@ -46,7 +52,7 @@ from vitalstream.simulators.physiology import (
     simulate,
 )
 
-DEFAULT_START_NS = from_datetime(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc))
+DEFAULT_START_NS = from_datetime(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
 CODECS = ("json", "senml", "mixed")
 _UNITS = {s.value: spec(s).unit for s in Signal}
 _ORDER = {s: i for i, s in enumerate(("heart_rate", "spo2", "resp_rate", "body_temp", "bp_systolic",
@@ -229,7 +235,7 @@ class Scenario:
 
     def _malformed(self, n_data: int, seq0: int) -> list[_Pending]:
         rng = np.random.default_rng([self.seed, 5])
-        count = int(round(self.faults.malformed * n_data))
+        count = round(self.faults.malformed * n_data)
         if not self.devices:
             return []
         first = int(rng.integers(len(MALFORMED_REASONS)))
@@ -277,7 +283,7 @@ class Scenario:
 
     def _patient_truth(self, dev: Device, trace: PatientTrace, flagged: int, withheld: int) -> list[dict]:
         ps = trace.spec
-        ns = lambda s: dev.stamp_one(self.start_ns, s)  # noqa: E731
+        ns = lambda s: dev.stamp_one(self.start_ns, s)
         who = {"patient": dev.patient_id, "person": ps.patient_id, "device": dev.device_id}
         out = [{"type": "patient", **who, "profile": ps.profile, "codec": dev.codec,
                 "clock_offset_ns": dev.offset_ns, "clock_drift_ppm": dev.drift_ppm,

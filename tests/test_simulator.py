@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-
 from vitalstream.simulators.devices import FaultRates
 from vitalstream.simulators.encode import WireReading, encode_native, encode_senml
 from vitalstream.simulators.physiology import SamplingRates
@@ -97,7 +96,7 @@ def test_profile_statistics_within_resting_adult_ranges(mixed):
 
 
 def test_circadian_night_lower_hr_and_temperature_than_afternoon():
-    day0 = datetime(2026, 11, 25, tzinfo=timezone.utc).timestamp()
+    day0 = datetime(2026, 11, 25, tzinfo=UTC).timestamp()
     mix = {"healthy": 1.0}
     night = Scenario(patients=40, duration_s=600, seed=3, profiles=mix, start_ns=int(day0 * 1e9) + 4 * HOUR_NS)
     noon = Scenario(patients=40, duration_s=600, seed=3, profiles=mix, start_ns=int(day0 * 1e9) + 16 * HOUR_NS)
@@ -321,7 +320,7 @@ def test_native_json_readings_decode_to_expected_values_and_times(mixed):
                 styles["t_ns"] += 1
                 ns = x["t_ns"]
             else:
-                dt = datetime.fromisoformat(x["t"].replace("Z", "+00:00"))
+                dt = datetime.fromisoformat(x["t"])  # Python >= 3.11 reads "Z"
                 assert dt.tzinfo is not None
                 styles["Z" if x["t"].endswith("Z") else "offset"] += 1
                 ns = round(dt.timestamp() * 1e6) * 1000
@@ -380,9 +379,9 @@ def test_batching_and_sampling_rates_are_configurable():
 def test_shipped_default_rules_fire_exactly_the_ground_truth_episodes(mixed):
     # The pipeline's own rule engine and rules file, fed the readings in event-time
     # order: each injected episode fires its rules, nothing else fires.
-    import yaml
     from importlib import resources
 
+    import yaml
     from vitalstream.model import Quality, Reading
     from vitalstream.operators.rules import RuleLogic, RuleSet
     from vitalstream.signals import Signal

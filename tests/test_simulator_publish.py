@@ -12,8 +12,11 @@ from collections import Counter
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-
-from vitalstream.simulators.publisher import add_simulate_arguments, publish, simulate_main
+from vitalstream.simulators.publisher import (
+    add_simulate_arguments,
+    publish,
+    simulate_main,
+)
 from vitalstream.simulators.scenario import Scenario
 
 
@@ -33,7 +36,7 @@ class Collector:
         self.client.loop_start()
         assert subscribed.wait(10), "no SUBACK"
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         with self._lock:
             self.got.append((msg.topic, bytes(msg.payload)))
 
