@@ -1,0 +1,138 @@
+"""``vitalstream demo``: services, ~200 simulated patients, the pipeline, live in the terminal.
+
+Starts private mosquitto, Redis and VictoriaMetrics (an InfluxDB-v2-write-compatible
+store) on free ports under ``./vitalstream-demo/`` unless ``--use-running`` is
+given, publishes a simulated ward in compressed time from a child process (the
+load generator gets its own core), runs the pipeline in this process and prints
+throughput, open windows and alerts as they fire; at the end, a summary with
+where the data is and how the alerts compare with the simulator's ground truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import subprocess
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from vitalstream import config
+from vitalstream.model import Alert, to_datetime
+from vitalstream.signals import spec
+from vitalstream.testing.harness import PipelineRun, settings_for
+
+_print_lock = threading.Lock()
+
+
+def _say(line: str) -> None:
+    with _print_lock:
+        print(line, flush=True)
+
+
+def _alert_line(a: Alert) -> str:
+    unit = spec(a.signal).unit if "+" not in a.signal else "mm[Hg]"
+    t = to_datetime(a.event_ns).strftime("%H:%M:%SZ")
+    mark = {"firing": "ALERT ", "realert": "AGAIN ", "resolved": "  ok  "}.get(a.state, a.state)
+    return (f"  {mark} {a.state:<8} {a.rule:<20} {a.patient:<10} {a.signal:<12} "
+            f"{a.value:>7.1f} {unit:<7} at {t}  ({a.severity})")
+
+
+def _services(args: argparse.Namespace, stack: ExitStack, workdir: Path):
+    if args.use_running:
+        s = config.load(overrides={("mqtt", "url"): args.mqtt_url, ("redis", "url"): args.redis_url,
+                                   ("influx", "url"): args.influx_url})
+        return s.mqtt.url, s.redis.url, s.influx.url
+    from vitalstream.testing.services import Mosquitto, RedisServer, VictoriaMetrics
+
+    _say(f"starting mosquitto, redis-server and victoria-metrics under {workdir}/ ...")
+    mq = stack.enter_context(Mosquitto(workdir / "mosquitto"))
+    rs = stack.enter_context(RedisServer(workdir / "redis"))
+    vm = stack.enter_context(VictoriaMetrics(workdir / "victoria-metrics"))
+    return mq.url, rs.url, vm.url
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    workdir = Path("vitalstream-demo").resolve()
+    workdir.mkdir(exist_ok=True)
+    truth_path = workdir / "ground-truth.jsonl"
+    with ExitStack() as stack:
+        mqtt_url, redis_url, influx_url = _services(args, stack, workdir)
+        # Compressed time: device stamps run ahead of the wall clock, so the
+        # receive-time skew check is off (it is on in `vitalstream run`).
+        settings = settings_for(mqtt_url, redis_url, influx_url, workdir / "spool", tag="demo",
+                                max_clock_skew_s=None, allowed_lateness_s=30.0, rule_delay_s=5.0)
+        alerts: list[Alert] = []
+        run = PipelineRun(settings, idle_stop_s=5.0,
+                          on_alert=lambda a: (alerts.append(a), _say(_alert_line(a))))
+        run.start()
+        event_s = args.duration * args.time_scale
+        _say(f"simulating {args.patients} patients, {event_s / 60:.0f} min of physiology in "
+             f"{args.duration:.0f} s (x{args.time_scale:g}), mixed JSON/SenML, QoS 1")
+        sim = subprocess.Popen(
+            [sys.executable, "-m", "vitalstream.cli", "simulate", "--patients", str(args.patients),
+             "--duration", str(event_s), "--time-scale", str(args.time_scale), "--codec", "mixed",
+             "--seed", str(args.seed), "--ground-truth", str(truth_path), "--mqtt-url", mqtt_url,
+             "--no-progress"], stdout=subprocess.PIPE, text=True)
+        _live_view(run, sim)
+        totals = run.join(timeout_s=args.duration * 4 + 120)
+        sim_stats = json.loads(sim.stdout.read() or "{}")
+        _summary(totals, sim_stats, alerts, truth_path, settings, mqtt_url, redis_url, influx_url)
+        if not args.use_running and sys.stdin.isatty():
+            _say("\nservices stay up for a look around; press Ctrl-C to stop them.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    return 0
+
+
+def _live_view(run: PipelineRun, sim: subprocess.Popen) -> None:
+    live = run.pipeline.live
+    last, t0, last_t = 0, time.monotonic(), time.monotonic()
+    _say("")
+    while run._thread.is_alive():
+        time.sleep(1.0)
+        tot = live.totals()
+        now = time.monotonic()
+        rate = (tot["readings"] - last) / (now - last_t)
+        last, last_t = tot["readings"], now
+        _say(f"t+{now - t0:4.0f}s | {rate:8,.0f} readings/s | {tot['readings']:>9,} stored | "
+             f"{tot['open_windows']:>5,} open windows | {tot['patients']:>4} patients | "
+             f"{tot['dead_letters']:>4} dead letters | {tot['alerts']:>4} alert events"
+             + ("" if sim.poll() is None else " | simulator done, draining"))
+
+
+def _summary(totals, sim_stats, alerts, truth_path, settings, mqtt_url, redis_url, influx_url):
+    truth = [json.loads(x) for x in truth_path.read_text().splitlines() if x.strip()]
+    episodes = [g for g in truth if g["type"] == "episode"]
+    firing = [a for a in alerts if a.state == "firing"]
+    caught = sum(1 for ep in episodes if any(
+        a.patient == ep["patient"] and a.rule in ep["rules"]
+        and ep["onset_ns"] <= a.event_ns <= ep["recovered_ns"] for a in firing))
+    episode_patients = {ep["patient"] for ep in episodes}
+    stray = [a for a in firing if a.patient not in episode_patients]
+    by_rule = collections.Counter(a.rule for a in firing)
+    r = settings.redis
+    port = influx_url.rsplit(":", 1)[-1].strip("/")
+    _say("\n== summary ==")
+    _say(f"messages published {sim_stats.get('acked', '?'):,} | received {totals['messages']:,} | "
+         f"acked after storage {totals['acked']:,}")
+    _say(f"readings stored {totals['readings']:,} | duplicates dropped {totals['duplicates']:,} | "
+         f"dead letters {totals['dead_letters']:,} | late for window {totals['late_window']:,}")
+    _say(f"window aggregates {totals['aggregates']:,} | alert episodes {len(firing)} "
+         f"({', '.join(f'{k} {v}' for k, v in by_rule.most_common()) or 'none'})")
+    _say(f"ground truth: {caught}/{len(episodes)} injected episodes alerted; "
+         f"{len(stray)} alerts for patients without an episode")
+    _say("\nwhere the data is:")
+    _say(f"  MQTT broker           {mqtt_url}  (topics vitalstream/<device>/json|senml)")
+    _say(f"  InfluxDB-compatible   {influx_url}  measurements vitals, vitals_1m")
+    _say(f"    e.g. curl -s '{influx_url}/api/v1/export?match[]=vitals_1m_mean{{signal=\"heart_rate\"}}' | head -3")
+    _say(f"  Redis                 {redis_url}  streams {r.alerts_stream}, {r.deadletter_stream}")
+    _say(f"    e.g. redis-cli -u {redis_url} XRANGE {r.alerts_stream} - + COUNT 3")
+    _say(f"  ground truth          {truth_path}")
+    del port
