@@ -176,7 +176,7 @@ def _senml_record(rec: dict, topic_device: str, recv_ns: int, bn: str, bt: float
         raise DecodeError("decode", topic_device, "missing_field", f"{name}: no numeric value 'v'")
     value = bv + _number(rec.get("v", 0.0), topic_device, name)
     t = bt + _number(rec.get("t", 0.0), topic_device, "t")
-    if abs(t) < _SENML_RELATIVE_LIMIT_S:
+    if t < _SENML_RELATIVE_LIMIT_S:  # 4.5.3: every value below 2**28, negatives too
         event_ns = recv_ns + round(t * NS)
     else:
         # A float of ~1.7e9 s resolves ~0.24 us, so sub-microsecond digits are

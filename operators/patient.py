@@ -33,7 +33,7 @@ class PatientFlow:
     window: TumblingWindow = TumblingWindow()
     rules: RuleSet = RuleSet(())
     rule_delay_ns: int = 2 * NS
-    anomaly: Any = None  # an anomaly config with .build(patient, state) (issue 5)
+    anomaly: Any = None  # e.g. operators.anomaly.stage.AnomalyStage: .build(patient, state)
 
     def build(self, patient: str, wall: Clock,
               resume_state: "PatientState | None" = None) -> "PatientLogic":
@@ -71,9 +71,14 @@ class PatientLogic:
         st = self.state
         self.clock.observe(r.event_ns)
         now = self.clock.now_ns()
+        # Stage A dedups per worker; a copy that reached this patient by another
+        # path (shared subscription, redelivery after restart) must not count twice.
+        duplicate = self.window.is_duplicate(r)
         if not self.window.on_item(r, now):
             st.late_window += 1
-        if r.signal in self._rules_for or self.anomaly is not None:
+        if duplicate:
+            pass
+        elif r.signal in self._rules_for or self.anomaly is not None:
             if r.event_ns <= st.released_ns:
                 st.late_rules += 1
             else:
@@ -92,17 +97,22 @@ class PatientLogic:
             out.extend(self._evaluate(heapq.heappop(pending)[4]))
         if limit > st.released_ns:
             st.released_ns = limit
-        out.extend(self.window.close_due(now, all_=final))
+        closed = self.window.close_due(now, all_=final)
+        if closed:
+            out.extend(closed)
+            if self.anomaly is not None:
+                out.extend(self.anomaly.on_aggregates(closed))
         return out
 
     def _evaluate(self, r: Reading) -> list[Output]:
         out: list[Output] = []
         if self.anomaly is not None:
             scored = self.anomaly.on_reading(r)
-            if scored is not None:
-                out.append(scored)
-                for i in self._rules_for.get(scored.signal, ()):
-                    out.extend(self.rules[i].on_reading(scored))
+            if scored:
+                out.append(scored[0])
+                derived = scored[1]
+                for i in self._rules_for.get(derived.signal, ()):
+                    out.extend(self.rules[i].on_reading(derived))
         for i in self._rules_for.get(r.signal, ()):
             out.extend(self.rules[i].on_reading(r))
         return out

@@ -18,6 +18,8 @@ cheaper than building client ``Point`` objects per reading.
 
 from __future__ import annotations
 
+import math
+
 from vitalstream.model import Reading, WindowAggregate
 
 _TAG_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\=", "\\": "\\\\"})
@@ -63,6 +65,6 @@ def score_line(patient: str, signal: str, score: float, event_ns: int,
                observed: float | None = None) -> str:
     fields = [f"score={float(score)!r}"]
     for name, v in (("expected_low", low), ("expected_high", high), ("observed", observed)):
-        if v is not None and v == v:
+        if v is not None and math.isfinite(v):
             fields.append(f"{name}={float(v)!r}")
     return f"anomaly,patient={tag(patient)},signal={tag(signal)} {','.join(fields)} {event_ns}"

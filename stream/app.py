@@ -43,7 +43,7 @@ def patient_flow(settings: Settings) -> PatientFlow:
     anomaly = None
     detectors = settings.detectors if settings.detectors is not None else doc.get("detectors")
     if detectors:
-        from vitalstream.operators.anomaly_flow import AnomalyStage  # optional, issue 5
+        from vitalstream.operators.anomaly.stage import AnomalyStage
 
         anomaly = AnomalyStage.from_config(detectors)
     return PatientFlow(

@@ -24,7 +24,7 @@ class RunResult:
     quarantined: list[Quarantined] = field(default_factory=list)
     aggregates: list[WindowAggregate] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
-    scores: list[Reading] = field(default_factory=list)
+    scores: list[object] = field(default_factory=list)  # PatientScore, anomaly_score readings
     acks: int = 0
 
     def add_results(self, items: Iterable[object]) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 
 from vitalstream.model import Alert, DeadLetter, Reading, WindowAggregate
-from vitalstream.signals import Signal
+from vitalstream.operators.anomaly.stage import PatientScore
 from vitalstream.sinks.lineproto import aggregate_line, reading_line, score_line, window_measurement
 from vitalstream.stream.ingest import Ack, Outcome, Quarantined
 
@@ -97,8 +97,10 @@ class ResultWriter:
                 self.stats.aggregates += 1
             elif t is Alert:
                 alerts.append(x)
-            elif t is Reading and x.signal is Signal.ANOMALY_SCORE:
-                lines.append(score_line(x.patient, x.device, x.value, x.event_ns))
+            elif t is PatientScore:
+                e = x.score.explanation
+                lines.append(score_line(x.patient, e.signal, x.score.score, x.score.event_ns,
+                                        e.expected_low, e.expected_high, e.observed))
                 self.stats.scores += 1
         self.lines.write_lines(lines)
         if alerts:

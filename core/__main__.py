@@ -1,0 +1,7 @@
+"""``python3 -m vitalstream ...`` is the same as the ``vitalstream`` console script."""
+
+import sys
+
+from vitalstream.cli import main
+
+sys.exit(main())

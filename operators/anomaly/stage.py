@@ -1,0 +1,81 @@
+"""The anomaly stage of the per-patient flow: detectors from the rule file's ``detectors:``.
+
+Each reading a detector covers is scored (score, then learn) in event-time order,
+after the rules' reorder buffer. A score leaves the stage twice: as a
+``PatientScore`` for the ``anomaly`` measurement (with its explanation), and as
+a reading of signal ``anomaly_score`` (source ``anomaly:<signal>``) that rules
+use like any other signal, e.g. "score > 6 for 5 minutes"::
+
+    rules:
+      - {name: unusual_for_patient, signal: anomaly_score, op: ">", threshold: 6,
+         clear: 3, for_s: 300, severity: info}
+    detectors:
+      heart_rate: {kind: ewz, half_life_s: 21600, threshold: 4.0}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from vitalstream.model import Reading, WindowAggregate
+from vitalstream.operators.anomaly.base import DetectorConfig
+from vitalstream.operators.anomaly.config import build_detectors
+from vitalstream.operators.anomaly.patient import PatientAnomalyLogic
+from vitalstream.operators.anomaly.score import DayNight, Score
+from vitalstream.signals import Signal
+
+
+@dataclass(frozen=True, slots=True)
+class PatientScore:
+    patient: str
+    score: Score
+
+
+@dataclass(frozen=True)
+class AnomalyStage:
+    detectors: Mapping[str, DetectorConfig]
+    utc_offset_s: int = 0
+    activity_window_s: float = 300.0
+    seed: int = 0
+    score_windows: bool = True
+
+    @classmethod
+    def from_config(cls, mapping: Mapping[str, Any]) -> "AnomalyStage":
+        """``{signal: {kind: ewz, ...}, ...}``; an ``options:`` entry sets the stage itself."""
+        mapping = dict(mapping)
+        options = mapping.pop("options", None) or {}
+        return cls(build_detectors(mapping), **options)
+
+    def build(self, patient: str, resume_state: dict | None = None) -> "AnomalyLogic":
+        return AnomalyLogic(self, PatientAnomalyLogic(
+            patient, self.detectors, period=DayNight(utc_offset_s=self.utc_offset_s),
+            activity_window_s=self.activity_window_s, seed=self.seed, resume_state=resume_state))
+
+
+@dataclass
+class AnomalyLogic:
+    cfg: AnomalyStage
+    inner: PatientAnomalyLogic
+    scored: int = field(default=0)
+
+    def on_reading(self, r: Reading) -> list[object]:
+        """[PatientScore, anomaly_score Reading] for a scored reading, else []."""
+        s = self.inner.on_reading(r)
+        if s is None:
+            return []
+        self.scored += 1
+        derived = Reading(r.patient, r.device, Signal.ANOMALY_SCORE, s.score, "1", r.event_ns,
+                          r.recv_ns, f"anomaly:{s.signal}", r.quality)
+        return [PatientScore(r.patient, s), derived]
+
+    def on_aggregates(self, aggs: list[WindowAggregate]) -> list[PatientScore]:
+        if not self.cfg.score_windows:
+            return []
+        out = []
+        for a in aggs:
+            out.extend(PatientScore(a.patient, s) for s in self.inner.on_aggregate(a))
+        return out
+
+    def snapshot(self) -> dict:
+        return self.inner.snapshot()
