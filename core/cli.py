@@ -45,7 +45,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _settings(args: argparse.Namespace):
     ov = _overrides(args)
     for name, key in (("workers", ("pipeline", "workers")), ("metrics_port", ("pipeline", "metrics_port")),
-                      ("shared_group", ("mqtt", "shared_group")), ("client_id", ("mqtt", "client_id"))):
+                      ("shared_group", ("mqtt", "shared_group")), ("client_id", ("mqtt", "client_id")),
+                      ("recovery_dir", ("pipeline", "recovery_dir"))):
         if getattr(args, name, None) is not None:
             ov[key] = getattr(args, name)
     return config_mod.load(getattr(args, "config", None), overrides=ov)
@@ -54,7 +55,9 @@ def _settings(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from vitalstream.stream.app import Pipeline
 
-    pipeline = Pipeline(_settings(args), idle_stop_s=args.idle_stop)
+    addresses = args.addresses.split(",") if args.addresses else None
+    pipeline = Pipeline(_settings(args), idle_stop_s=args.idle_stop, process_id=args.process_id,
+                        addresses=addresses)
     totals = pipeline.run()
     print(json.dumps(totals), file=sys.stderr)
     return 0
@@ -149,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shared-group", help="MQTT shared-subscription group (several processes)")
     r.add_argument("--client-id", help="MQTT client id (persistent session identity)")
     r.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 9108)")
+    r.add_argument("--recovery-dir", help="snapshot per-patient state here and resume from it")
+    r.add_argument("-i", "--process-id", type=int, help="this process's index in a cluster")
+    r.add_argument("-a", "--addresses",
+                   help="cluster: comma-separated host:port of every process, in index order")
     r.add_argument("--idle-stop", type=float, default=None,
                    help="stop after this many seconds without messages (bounded runs)")
     _add_service_opts(r)

@@ -34,6 +34,10 @@ class PipelineConfig:
     workers: int = 1
     shards: int = 64
     metrics_port: int | None = 9108
+    # bytewax recovery: per-patient state (open windows, rule phases, baselines) is
+    # snapshotted every snapshot_interval_s into this directory and resumed on start.
+    recovery_dir: str | None = None
+    snapshot_interval_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ _FILE_KEYS = {
     "influx": ("influx", {k: k for k in ("url", "token", "org", "bucket", "spool_dir")}),
     "windows": ("pipeline", {"size_s": "window_size_s", "allowed_lateness_s": "allowed_lateness_s"}),
     "metrics": ("pipeline", {"port": "metrics_port"}),
+    "recovery": ("pipeline", {"dir": "recovery_dir", "snapshot_interval_s": "snapshot_interval_s"}),
     "pipeline": ("pipeline", {f.name: f.name for f in fields(PipelineConfig)}),
 }
 

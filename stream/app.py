@@ -132,8 +132,11 @@ _METRICS = {
 class Pipeline:
     def __init__(self, settings: Settings, *, idle_stop_s: float | None = None,
                  on_alert: Callable[[Alert], None] | None = None,
-                 patient_resolver=None) -> None:
+                 patient_resolver=None, process_id: int | None = None,
+                 addresses: list[str] | None = None) -> None:
         self.settings = settings
+        self.process_id = process_id
+        self.addresses = addresses
         self.idle_stop_s = idle_stop_s
         self.on_alert = on_alert
         self.live = Live()
@@ -200,6 +203,22 @@ class Pipeline:
                              eof_flush=lambda: not self.stop_event.is_set())
         return flow
 
+    def _recovery(self) -> dict:
+        p = self.settings.pipeline
+        if not p.recovery_dir:
+            return {}
+        from datetime import timedelta
+        from pathlib import Path
+
+        from bytewax.recovery import RecoveryConfig, init_db_dir
+
+        db = Path(p.recovery_dir)
+        if not any(db.glob("part-*.sqlite3")):
+            db.mkdir(parents=True, exist_ok=True)
+            init_db_dir(db, 1)
+        return {"epoch_interval": timedelta(seconds=p.snapshot_interval_s),
+                "recovery_config": RecoveryConfig(db)}
+
     def request_stop(self, *_args) -> None:
         self.stop_event.set()
 
@@ -214,12 +233,14 @@ class Pipeline:
             except OSError as exc:
                 log.warning("metrics endpoint not started on port %s: %s", port, exc)
         flow = self.build()
-        workers = self.settings.pipeline.workers
+        p = self.settings.pipeline
+        kw = self._recovery()
         try:
-            if workers <= 1:
-                run_main(flow)
+            if p.workers <= 1 and self.addresses is None:
+                run_main(flow, **kw)
             else:
-                cli_main(flow, workers_per_process=workers)
+                cli_main(flow, workers_per_process=p.workers, process_id=self.process_id,
+                         addresses=self.addresses, **kw)
         finally:
             for w in self.live.influx:
                 w.flush_spool()
