@@ -55,11 +55,13 @@ def _medfloat(value: float, mant_bits: int, exp_bits: int) -> int:
     """Raw IEEE-11073 (S)FLOAT of a decimal value: exponent 0 if exact, else the
     smallest negative one, as devices with a fixed resolution send them."""
     d = Decimal(repr(float(value))).normalize()
-    m_max = (1 << (mant_bits - 1)) - 3  # the top patterns with exponent 0 are special values
+    half = 1 << (mant_bits - 1)
     e_min, e_max = -(1 << (exp_bits - 1)), (1 << (exp_bits - 1)) - 1
     for e in [*range(0, e_min - 1, -1), *range(1, e_max + 1)]:
         m = d.scaleb(-e)
-        if m == m.to_integral_value() and abs(m) <= m_max:
+        # With exponent 0 the mantissas +-(half - 2) and beyond are the special values.
+        lo, hi = (-half + 3, half - 3) if e == 0 else (-half, half - 1)
+        if m == m.to_integral_value() and lo <= m <= hi:
             return ((e & ((1 << exp_bits) - 1)) << mant_bits) | (int(m) & ((1 << mant_bits) - 1))
     raise ValueError(f"{value!r} has no exact IEEE-11073 representation")
 
