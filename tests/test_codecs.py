@@ -237,10 +237,9 @@ def test_senml_relative_and_absolute_times(t, expected):
     assert out[0].event_ns == expected
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: codecs._senml_record uses abs(t) < 2**28, so a "
-                   "negative time below -2**28 is read as absolute (before 1970); RFC 8428 4.5.3: "
-                   "every value below 2**28 is relative to now")
 def test_senml_large_negative_time_is_relative_rfc8428_4_5_3():
+    # RFC 8428 4.5.3: every value below 2**28 is relative to now, negatives included
+    # (was read as absolute, before 1970, until 64d34ac).
     t = -(2**28) - 100
     out = decode_senml(_j([{"n": "heart_rate", "v": 70, "t": t}]), "dev-1", RECV)
     assert out[0].event_ns == RECV + t * NS

@@ -126,18 +126,13 @@ def test_duplicate_reaching_stage_b_counts_once_in_windows():
     assert agg.count == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: operators/patient.py PatientLogic.on_item pushes every reading into the rule "
-           "reorder heap without the duplicate check windows have, so a duplicate reaching stage "
-           "B (per-worker dedup, shared-subscription redelivery) is counted twice by n_of_m "
-           "rules: fever fires on a single 38.5 Cel reading")
 def test_duplicate_reaching_stage_b_does_not_fire_n_of_m_rule():
     """One 38.5 Cel reading is 1 of 3: fever (2 of 3) must not fire.
 
     With several workers, stage A's dedup is per worker, so a QoS 1 redelivery
     handed by the broker to another member of the shared subscription reaches the
-    patient stage twice; windows drop it (``WindowState.seen``), rules must too.
+    patient stage twice; windows drop it (``WindowState.seen``), rules must too
+    (counted twice until 64d34ac).
     """
     wall = FakeClock(0)
     host = ShardHost(_flow(FEVER), wall)
@@ -145,3 +140,38 @@ def test_duplicate_reaching_stage_b_does_not_fire_n_of_m_rule():
     out += host.on_batch([_r(100, 38.5, signal=Signal.BODY_TEMP)])
     out += host.on_eof()
     assert [o for o in out if type(o) is Alert] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: rule lateness depends on wake-up timing. operators/patient.py on_item judges "
+           "'late for rules' against state.released_ns, which only the last advance() set; "
+           "operators/shard.py _schedule keeps a superseded earlier timer, whose advance() a "
+           "resumed host (timers rebuilt) or another runtime does not run. Same readings, "
+           "different alerts")
+def test_resume_between_readings_does_not_change_rule_lateness():
+    """By hand, rule HR > 120 (for_s 0), rule delay 2 s, window 60 s + 10 s.
+
+    wall 100 s: event 50 s, HR 70 (the clock lags the wall by 50 s; timer at wall 102 s)
+    wall 101 s: event 101 s, HR 70 (clock jumps to 101 s, releases event 50 s; next
+                deadline 103 s, but the 102 s timer stays scheduled)
+    wall 102.5 s: event 100 s, HR 130.
+    Without a wake-up in between, 100 s > released 99 s: the rules see it and fire.
+    The uninterrupted host wakes at 102 s (stale timer), raising released to 100.5 s,
+    so the reading is dropped as late; a host resumed before the last reading fires.
+    """
+    flow = _flow(dict(HR_HIGH, for_s=0))
+    arrivals = [(100 * NS, _r(50, 70)), (101 * NS, _r(101, 70)), (102_500_000_000, _r(100, 130))]
+
+    def run(split):
+        wall, out = FakeClock(0), []
+        host = ShardHost(flow, wall)
+        for k, (a, r) in enumerate(arrivals):
+            if k == split:
+                host = ShardHost(flow, wall, pickle.loads(pickle.dumps(host.snapshot())))
+            wall.set(T0 + a)
+            out += host.on_notify()
+            out += host.on_batch([r])
+        return [o for o in out + host.on_eof() if type(o) is Alert], host.late_counts()
+
+    assert run(2) == run(None)

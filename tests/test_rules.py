@@ -278,3 +278,15 @@ def test_default_thresholds_match_cited_guidelines():
     assert got["tachypnoea"] == [("resp_rate", ">=", 25.0)]               # NEWS2 RR >= 25
     assert got["bradypnoea"] == [("resp_rate", "<=", 8.0)]                # NEWS2 RR <= 8
     assert got["hypotension"] == [("bp_systolic", "<=", 90.0)]            # NEWS2 SBP <= 90
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (minor): operators/rules.py RuleLogic._evaluate falls "
+                   "back to the first condition's signal for the event value; when that signal "
+                   "was never seen the resolved alert carries value NaN (written as 'nan')")
+def test_resolved_value_is_the_resolving_reading_when_first_signal_unseen():
+    rule = {"name": "crash", "when": [{"signal": "heart_rate", "op": ">=", "threshold": 140},
+                                      {"signal": "spo2", "op": "<=", "threshold": 86}]}
+    logic = RuleLogic(Rule.from_dict(rule), "p1")
+    out = logic.on_reading(_r(0, 84, Signal.SPO2))
+    out += logic.on_reading(_r(10, 87, Signal.SPO2))
+    assert [(a.state, a.value) for a in out] == [("firing", 84.0), ("resolved", 87.0)]

@@ -10,7 +10,7 @@ import pickle
 import numpy as np
 import pytest
 
-from vitalstream.model import Message, Reading, WindowAggregate
+from vitalstream.model import Message, Quality, Reading, WindowAggregate
 from vitalstream.operators.clock import FakeClock
 from vitalstream.operators.normalise import Normaliser
 from vitalstream.operators.patient import PatientFlow
@@ -82,6 +82,16 @@ def test_devices_and_signals_aggregate_separately_and_repeated_time_counts_once(
     out = w.close_due(T0 + 60 * NS)
     assert sorted((a.signal.value, a.device, a.count, a.mean) for a in out) == [
         ("heart_rate", "d1", 1, 70.0), ("heart_rate", "d2", 1, 50.0), ("spo2", "d1", 1, 97.0)]
+
+
+def test_low_quality_readings_stay_out_of_aggregates_and_are_not_late():
+    w = TumblingWindow(size_ns=60 * NS, allowed_lateness_ns=0).build("p1")
+    flagged = Reading("p1", "d1", HR, 180.0, "/min", T0 + 2 * NS, 0, "json",
+                      Quality.MOTION_ARTEFACT)
+    assert w.on_item(_r(T0 + NS, 70.0), T0 + NS)
+    assert w.on_item(flagged, T0 + 2 * NS) is True
+    (agg,) = w.close_due(T0 + 60 * NS)
+    assert (agg.count, agg.max, agg.last) == (1, 70.0, 70.0)
 
 
 def test_silent_patient_window_closes_on_wall_clock():
