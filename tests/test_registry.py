@@ -217,3 +217,28 @@ def test_registry_agrees_with_a_naive_model_of_the_overlap_rule(redis_client, op
     for t in range(-1, 32):
         assert reg.lookup("d", t) == model.lookup(t)
         assert snapshot(raw("d", t)) == model.lookup(t)
+
+
+def test_cli_assign_reassign_history_and_list(redis_server, redis_client, capsys):
+    from vitalstream.devices_cli import main
+
+    common = ["--redis-url", redis_server.url, "--registry-prefix", "cli"]
+    assert main(["devices", "assign", "aa:bb:cc:dd:ee:01", "p1", "--start",
+                 "2026-11-25T10:00:00+01:00", *common]) == 0
+    assert main(["devices", "assign", "AA:BB:CC:DD:EE:01", "p2", "--start", "1795600800000000000",
+                 *common]) == 0
+    assert main(["devices", "assign", "cuff", "mum", "--user", "2", "--start", "0", *common]) == 0
+    assert main(["devices", "assign", "AA:BB:CC:DD:EE:01", "p3", "--start", "2026-11-25T09:30:00",
+                 *common]) == 2  # a naive time is refused
+    capsys.readouterr()
+    assert main(["devices", "history", "AA:BB:CC:DD:EE:01", "--json", *common]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    # 10:00+01:00 is 09:00Z = 1795597200 s; the second start is 10:00Z
+    assert [(r["patient"], r["start_ns"], r["end_ns"]) for r in rows] == [
+        ("p1", 1795597200 * 10**9, 1795600800 * 10**9), ("p2", 1795600800 * 10**9, None)]
+    assert main(["devices", "unassign", "cuff", "--user", "2", "--at", "5", *common]) == 0
+    assert main(["devices", "list", "--json", *common]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["device"], r["user"], r["patient"], r["end_ns"]) for r in rows] == [
+        ("AA:BB:CC:DD:EE:01", None, "p1", 1795600800 * 10**9),
+        ("AA:BB:CC:DD:EE:01", None, "p2", None), ("cuff", 2, "mum", 5)]
