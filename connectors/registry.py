@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
+from vitalstream.connectors.ble.gateway import normalise_device
 from vitalstream.errors import IdentityError
 from vitalstream.model import RawReading
 
@@ -71,8 +72,6 @@ def device_key(device: str, user: int | None = None) -> str:
     >>> device_key("aa:bb:cc:dd:ee:ff"), device_key("cuff-1", 2)
     ('AA:BB:CC:DD:EE:FF', 'cuff-1#u2')
     """
-    from vitalstream.connectors.ble.gateway import normalise_device
-
     base = normalise_device(device)
     return base if user is None else f"{base}#u{int(user)}"
 
@@ -224,6 +223,15 @@ class RegistrySnapshot:
         self._starts = {k: [a.start_ns for a in v] for k, v in data.items()}
         self._items = data
         self._per_user = {split_key(k)[0] for k in data if split_key(k)[1] is not None}
+        self._base: dict[str, str] = {}  # device id as sent -> key; bounded by the fleet
+
+    def _key(self, device: str) -> str:
+        base = self._base.get(device)
+        if base is None:
+            if len(self._base) >= 100_000:  # ids come off the wire: never grow without bound
+                self._base.clear()
+            base = self._base[device] = device_key(device)
+        return base
 
     def _find(self, key: str, event_ns: int) -> str | None:
         starts = self._starts.get(key)
@@ -236,13 +244,13 @@ class RegistrySnapshot:
         return a.patient if a.covers(event_ns) else None
 
     def lookup(self, device: str, event_ns: int, user: int | None = None) -> str | None:
-        base = device_key(device)
+        base = self._key(device)
         if user is not None and base in self._per_user:
             return self._find(f"{base}#u{int(user)}", event_ns)
         return self._find(base, event_ns)
 
     def knows(self, device: str) -> bool:
-        base = device_key(device)
+        base = self._key(device)
         return base in self._starts or base in self._per_user
 
 
