@@ -46,7 +46,8 @@ def _settings(args: argparse.Namespace):
     ov = _overrides(args)
     for name, key in (("workers", ("pipeline", "workers")), ("metrics_port", ("pipeline", "metrics_port")),
                       ("shared_group", ("mqtt", "shared_group")), ("client_id", ("mqtt", "client_id")),
-                      ("recovery_dir", ("pipeline", "recovery_dir"))):
+                      ("recovery_dir", ("pipeline", "recovery_dir")),
+                      ("identity", ("pipeline", "identity"))):
         if getattr(args, name, None) is not None:
             ov[key] = getattr(args, name)
     return config_mod.load(getattr(args, "config", None), overrides=ov)
@@ -153,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--client-id", help="MQTT client id (persistent session identity)")
     r.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 9108)")
     r.add_argument("--recovery-dir", help="snapshot per-patient state here and resume from it")
+    r.add_argument("--identity", choices=["payload", "registry"],
+                   help="patient of a reading: the payload's (else the device id), or the device "
+                        "registry by event time, quarantining unmapped devices (default payload)")
     r.add_argument("-i", "--process-id", type=int, help="this process's index in a cluster")
     r.add_argument("-a", "--addresses",
                    help="cluster: comma-separated host:port of every process, in index order")
@@ -182,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--config")
     _add_service_opts(im)
     im.set_defaults(func=cmd_import)
+
+    from vitalstream.devices_cli import add_device_commands
+
+    add_device_commands(sub)
     return p
 
 

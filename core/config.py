@@ -38,6 +38,9 @@ class PipelineConfig:
     # snapshotted every snapshot_interval_s into this directory and resumed on start.
     recovery_dir: str | None = None
     snapshot_interval_s: float = 5.0
+    # "payload": the payload's patient, else the device id. "registry": the device
+    # registry in Redis by event time; readings of unmapped devices are quarantined.
+    identity: str = "payload"
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ Conversion factors and their sources:
 
 - 1 mm[Hg] = 133.322387415 Pa (conventional millimetre of mercury, BIPM SI
   brochure 9th ed., Table 8 / NIST SP 811 B.8: 1.333224 E+02 Pa), so
-  1 kPa = 7.50061683 mm[Hg].
+  1 kPa = 7.50061576 mm[Hg].
 - degF -> Cel: (F - 32) * 5/9; K -> Cel: K - 273.15 (SI definitions).
 - Glucose: molar mass of D-glucose C6H12O6 = 180.156 g/mol (IUPAC 2013 standard
   atomic weights), so 1 mmol/L = 18.0156 mg/dL; 1 kg/L = 1e5 mg/dL (Bluetooth

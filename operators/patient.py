@@ -46,7 +46,7 @@ class PatientState:
     window: WindowState = field(default_factory=WindowState)
     rules: list[RuleState] = field(default_factory=list)
     pending: list = field(default_factory=list)  # heap of (event_ns, signal, device, value, reading)
-    released_ns: int = -(2**63)
+    pending_keys: set = field(default_factory=set)  # (event_ns, signal, device) in `pending`
     anomaly: Any = None
     late_window: int = 0
     late_rules: int = 0
@@ -71,18 +71,21 @@ class PatientLogic:
         st = self.state
         self.clock.observe(r.event_ns)
         now = self.clock.now_ns()
-        # Stage A dedups per worker; a copy that reached this patient by another
-        # path (shared subscription, redelivery after restart) must not count twice.
-        duplicate = self.window.is_duplicate(r)
         if not self.window.on_item(r, now):
             st.late_window += 1
-        if duplicate:
-            pass
-        elif r.signal in self._rules_for or self.anomaly is not None:
-            if r.event_ns <= st.released_ns:
+        if r.signal in self._rules_for or self.anomaly is not None:
+            key = (r.event_ns, r.signal.value, r.device)
+            if key in st.pending_keys:
+                # Stage A dedups per worker; a copy that reached this patient by
+                # another path (shared subscription, redelivery) must not count twice.
+                pass
+            elif r.event_ns <= now - self.cfg.rule_delay_ns:
+                # Judged on the clock at arrival, not on when the buffer was last
+                # drained, so the verdict does not depend on timer wake-ups.
                 st.late_rules += 1
             else:
-                heapq.heappush(st.pending, (r.event_ns, r.signal.value, r.device, r.value, r))
+                st.pending_keys.add(key)
+                heapq.heappush(st.pending, (*key, r.value, r))
         return self.advance()
 
     def advance(self, *, final: bool = False) -> list[Output]:
@@ -94,9 +97,9 @@ class PatientLogic:
         limit = now - self.cfg.rule_delay_ns
         pending = st.pending
         while pending and (final or pending[0][0] <= limit):
-            out.extend(self._evaluate(heapq.heappop(pending)[4]))
-        if limit > st.released_ns:
-            st.released_ns = limit
+            item = heapq.heappop(pending)
+            st.pending_keys.discard(item[:3])
+            out.extend(self._evaluate(item[4]))
         closed = self.window.close_due(now, all_=final)
         if closed:
             out.extend(closed)
@@ -132,6 +135,6 @@ class PatientLogic:
     def snapshot(self) -> PatientState:
         st = self.state
         return PatientState(self.clock.snapshot(), self.window.snapshot(),
-                            [r.snapshot() for r in self.rules], list(st.pending), st.released_ns,
+                            [r.snapshot() for r in self.rules], list(st.pending), set(st.pending_keys),
                             self.anomaly.snapshot() if self.anomaly is not None else None,
                             st.late_window, st.late_rules)

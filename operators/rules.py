@@ -110,7 +110,7 @@ class RuleLogic:
         self.patient = patient
         self.state = state or RuleState()
 
-    def _evaluate(self, now_ns: int) -> tuple[bool, bool, float, float]:
+    def _evaluate(self, now_ns: int, r: Reading) -> tuple[bool, bool, float, float]:
         """(crossing, holding, value, threshold) from the freshest value of each signal."""
         rule, latest = self.rule, self.state.latest
         gap = rule.max_gap_s * NS
@@ -128,9 +128,9 @@ class RuleLogic:
             if (cross[-1] or hold[-1]) and value != value:  # first matching condition names the alert
                 value, threshold = v, c.threshold
         agg = any if rule.combine == "any" else all
-        if value != value:
-            c0 = rule.conditions[0]
-            value, threshold = latest.get(c0.signal, (float("nan"), 0))[0], c0.threshold
+        if value != value:  # nothing on the alarm side: name the reading that moved the rule
+            c0 = next(c for c in rule.conditions if c.signal == r.signal)
+            value, threshold = r.value, c0.threshold
         return agg(cross), agg(hold), value, threshold
 
     def on_reading(self, r: Reading) -> list[Alert]:
@@ -141,7 +141,7 @@ class RuleLogic:
         gap_broken = st.last_ns is not None and t - st.last_ns > rule.max_gap_s * NS
         st.last_ns = t
         st.latest[r.signal] = (r.value, t)
-        crossing, holding, value, threshold = self._evaluate(t)
+        crossing, holding, value, threshold = self._evaluate(t, r)
 
         if st.phase == "firing":
             if not holding:

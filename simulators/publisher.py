@@ -226,6 +226,9 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--readings-per-message", dest="readings_per_message", type=int, default=3)
     parser.add_argument("--qos", type=int, choices=(0, 1, 2), default=1)
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    from vitalstream.simulators.ble_gateway import add_ble_arguments
+
+    add_ble_arguments(parser)
 
 
 def simulate(*, patients: int, duration: float, seed: int, codec: str, mqtt_url: str,
@@ -246,6 +249,10 @@ def simulate(*, patients: int, duration: float, seed: int, codec: str, mqtt_url:
 
 def simulate_main(args: argparse.Namespace) -> int:
     """Entry point for ``vitalstream simulate``: prints the stats as one JSON line."""
+    if getattr(args, "via", "direct") == "ble-gateway":
+        from vitalstream.simulators.ble_gateway import simulate_ble_main
+
+        return simulate_ble_main(args)
     stats = simulate(patients=args.patients, duration=args.duration, seed=args.seed, codec=args.codec,
                      mqtt_url=args.mqtt_url, rate=args.rate, ground_truth=args.ground_truth,
                      time_scale=getattr(args, "time_scale", 1.0),

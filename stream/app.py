@@ -141,6 +141,15 @@ class Pipeline:
         self.on_alert = on_alert
         self.live = Live()
         self.stop_event = threading.Event()
+        if patient_resolver is None and settings.pipeline.identity == "registry":
+            from vitalstream.connectors.registry import DeviceRegistry, RegistryResolver
+            from vitalstream.sinks.redis_streams import connect
+
+            patient_resolver = RegistryResolver(DeviceRegistry(connect(settings.redis.url)))
+        elif settings.pipeline.identity not in ("payload", "registry"):
+            from vitalstream.errors import ConfigError
+
+            raise ConfigError("config", None, "bad_identity", settings.pipeline.identity)
         self.patient_resolver = patient_resolver
         self.flow_cfg = patient_flow(settings)
         self.metrics = Metrics()

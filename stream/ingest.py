@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
+import vitalstream.connectors.ble_codec  # noqa: F401  registers the ble and omh topic codecs
 from vitalstream.connectors.codecs import CODECS, parse_topic
 from vitalstream.errors import VitalstreamError
 from vitalstream.model import DeadLetter, Message, RawReading, Reading

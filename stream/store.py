@@ -62,7 +62,8 @@ class OutcomeWriter:
                 quarantine.append({"device": raw.device, "patient": raw.patient,
                                    "signal": raw.signal, "value": raw.value, "unit": raw.unit,
                                    "event_ns": raw.event_ns, "quality": int(raw.quality),
-                                   "source": raw.source, "recv_ns": o.recv_ns, "topic": o.topic})
+                                   "source": raw.source, "recv_ns": o.recv_ns, "topic": o.topic,
+                                   "user": raw.user, "gateway": raw.gateway})
         # Order matters: nothing is acked before both stores have it.
         self.lines.write_lines(lines)
         if dead:

@@ -142,13 +142,6 @@ def test_duplicate_reaching_stage_b_does_not_fire_n_of_m_rule():
     assert [o for o in out if type(o) is Alert] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rule lateness depends on wake-up timing. operators/patient.py on_item judges "
-           "'late for rules' against state.released_ns, which only the last advance() set; "
-           "operators/shard.py _schedule keeps a superseded earlier timer, whose advance() a "
-           "resumed host (timers rebuilt) or another runtime does not run. Same readings, "
-           "different alerts")
 def test_resume_between_readings_does_not_change_rule_lateness():
     """By hand, rule HR > 120 (for_s 0), rule delay 2 s, window 60 s + 10 s.
 
@@ -177,12 +170,6 @@ def test_resume_between_readings_does_not_change_rule_lateness():
     assert run(2) == run(None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: operators/patient.py detects stage-B duplicates with window.is_duplicate, which "
-           "forgets a reading once its window has closed; with rule_delay > allowed lateness "
-           "(both configurable) a copy arriving after the close but before the rule release is "
-           "counted twice: fever fires on one 38.5 Cel reading")
 def test_duplicate_after_window_close_but_before_rule_release_counts_once():
     # window 60 s, lateness 0, rule delay 20 s. 38.5 at 59 s; 37.0 at 61 s closes the
     # window [0, 60) while rules are released only up to 41 s; then the 59 s copy arrives.

@@ -159,7 +159,9 @@ def test_hypertensive_crisis_any_of_two_conditions():
                     (1800, 165, S),                     # SBP clear, DBP 115 still >= 110
                     (1800, 105, D)]:                    # both clear: resolved
         out += logic.on_reading(_r(t, v, s))
-    assert _events(out) == [("firing", 600, 600, 125.0, 0), ("resolved", 1800, 600, 165.0, 1)]
+    # A resolved event carries the reading that resolved it (DBP 105), as the
+    # unseen-first-signal test below requires too.
+    assert _events(out) == [("firing", 600, 600, 125.0, 0), ("resolved", 1800, 600, 105.0, 1)]
     assert out[0].threshold == 120.0 and out[0].signal == "bp_diastolic+bp_systolic"
     assert out[0].severity == "critical"
 
@@ -255,9 +257,6 @@ def test_default_yaml_loads_and_every_rule_has_a_comment():
     assert all(comments[name] for name in comments), comments
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (doc): core/data/rules-default.yaml says 'each rule "
-                   "names its source' but the fever rule's comment cites none (NICE NG143/IDSA "
-                   "appear only in the file header)")
 def test_default_yaml_every_rule_comment_names_its_source():
     _, comments = _yaml_rule_blocks()
     unsourced = [n for n, c in comments.items()
@@ -280,9 +279,6 @@ def test_default_thresholds_match_cited_guidelines():
     assert got["hypotension"] == [("bp_systolic", "<=", 90.0)]            # NEWS2 SBP <= 90
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (minor): operators/rules.py RuleLogic._evaluate falls "
-                   "back to the first condition's signal for the event value; when that signal "
-                   "was never seen the resolved alert carries value NaN (written as 'nan')")
 def test_resolved_value_is_the_resolving_reading_when_first_signal_unseen():
     rule = {"name": "crash", "when": [{"signal": "heart_rate", "op": ">=", "threshold": 140},
                                       {"signal": "spo2", "op": "<=", "threshold": 86}]}
