@@ -54,6 +54,8 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.runtime == "faust":
+        return _run_faust(args)
     from vitalstream.stream.app import Pipeline
 
     addresses = args.addresses.split(",") if args.addresses else None
@@ -61,6 +63,26 @@ def cmd_run(args: argparse.Namespace) -> int:
                         addresses=addresses)
     totals = pipeline.run()
     print(json.dumps(totals), file=sys.stderr)
+    return 0
+
+
+def _run_faust(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from vitalstream.config import NS
+    from vitalstream.sinks.influx import InfluxWriter
+    from vitalstream.sinks.redis_streams import RedisOutreach
+    from vitalstream.stream.faust_app import FaustRuntime
+    from vitalstream.stream.store import OutcomeWriter, ResultWriter
+
+    s = _settings(args)
+    raw = InfluxWriter(replace(s.influx, spool_dir=f"{s.influx.spool_dir}/faust-raw"))
+    res = InfluxWriter(replace(s.influx, spool_dir=f"{s.influx.spool_dir}/faust-results"))
+    rt = FaustRuntime(s, broker=args.kafka_url, outcome_writer=OutcomeWriter(raw, RedisOutreach(s.redis)),
+                      result_writer=ResultWriter(res, RedisOutreach(s.redis),
+                                                 round(s.pipeline.window_size_s * NS)))
+    sys.argv = ["vitalstream", "worker", "--loglevel", "info" if args.verbose else "warning"]
+    rt.app.main()
     return 0
 
 
@@ -153,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shared-group", help="MQTT shared-subscription group (several processes)")
     r.add_argument("--client-id", help="MQTT client id (persistent session identity)")
     r.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 9108)")
+    r.add_argument("--runtime", choices=["bytewax", "faust"], default="bytewax",
+                   help="bytewax (default: reads MQTT) or faust-streaming (reads a Kafka topic "
+                        "'vitalstream.mqtt' fed by an MQTT->Kafka bridge)")
+    r.add_argument("--kafka-url", default="kafka://localhost:9092", help="faust runtime broker")
     r.add_argument("--recovery-dir", help="snapshot per-patient state here and resume from it")
     r.add_argument("--identity", choices=["payload", "registry"],
                    help="patient of a reading: the payload's (else the device id), or the device "
