@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="py-spy --native (shows time inside bytewax's Rust code)")
     args = ap.parse_args(argv)
     if args.rates is None:
-        args.rates = [2000, 4000, 8000] if args.quick else [3000, 6000, 10000, 15000, 20000, 30000]
+        args.rates = [3000, 6000, 10000] if args.quick else [3000, 4500, 6000, 8000, 10000, 12500, 15000, 20000]
     if args.step_s is None:
         args.step_s = 8.0 if args.quick else 12.0
     if args.drain is None:

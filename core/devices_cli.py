@@ -154,21 +154,3 @@ def add_device_commands(sub: argparse._SubParsersAction) -> None:
     r = qsub.add_parser("replay", help="replay readings of now-assigned devices as historical data")
     _common(r)
     r.set_defaults(func=cmd_replay)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry until ``vitalstream.cli`` calls ``add_device_commands``."""
-    from vitalstream.errors import VitalstreamError
-
-    p = argparse.ArgumentParser(prog="vitalstream")
-    add_device_commands(p.add_subparsers(dest="command", required=True))
-    args = p.parse_args(argv)
-    try:
-        return args.func(args)
-    except VitalstreamError as err:
-        print(f"vitalstream: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

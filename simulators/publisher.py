@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from vitalstream.connectors.mqtt import parse_mqtt_url
 from vitalstream.errors import VitalstreamError
 from vitalstream.simulators.scenario import CODECS, OutMessage, Scenario
 
@@ -48,32 +49,6 @@ class PublishStats:
     retries: int  # publish calls refused (queue full / no connection) and retried
     elapsed_s: float
     rate_per_s: float  # acked messages per second of elapsed wall time
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-
-def parse_mqtt_url(url: str) -> BrokerAddress:
-    """``mqtt://[user:pass@]host[:port]`` (``mqtts://`` for TLS; ``tcp://`` accepted).
-
-    >>> parse_mqtt_url("mqtt://127.0.0.1:18830")
-    BrokerAddress(host='127.0.0.1', port=18830, username=None, password=None, tls=False)
-    >>> parse_mqtt_url("mqtts://u:p%40ss@broker").port
-    8883
-    """
-    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
-        raise PublishError("publish", None, "bad_url", f"unsupported scheme in {url!r}")
-    tls = parts.scheme in ("mqtts", "ssl")
-    return BrokerAddress(parts.hostname or "localhost", parts.port or (8883 if tls else 1883),
-                         unquote(parts.username) if parts.username else None,
-                         unquote(parts.password) if parts.password else None, tls)
 
 
 class _Progress:

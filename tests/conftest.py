@@ -15,6 +15,7 @@ from typing import Iterator, NoReturn
 
 import pytest
 
+from vitalstream.testing import shared_dir
 from vitalstream.testing.services import (
     InfluxDB1,
     Mosquitto,
@@ -30,7 +31,7 @@ pytest_plugins = ["pytester"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # CI clones the repo next to ../shared, as on a developer machine (/work/main, /work/shared);
 # VITALSTREAM_SHARED points elsewhere (same variable as the BLE and Open mHealth tests).
-SHARED_DIR = Path(os.environ.get("VITALSTREAM_SHARED") or REPO_ROOT.parent / "shared")
+SHARED_DIR = shared_dir()
 SERVICE_FIXTURES = frozenset({"mosquitto", "redis_server", "redis_client", "victoria", "influxdb1"})
 
 

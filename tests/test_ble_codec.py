@@ -15,6 +15,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from vitalstream.testing import shared_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vitalstream.connectors.ble.ieee11073 import decode_float, decode_sfloat
@@ -39,12 +41,9 @@ from vitalstream.stream.ingest import Ack, Ingest
 from vitalstream.stream.reference import run_reference
 
 
-def _shared() -> Path:
-    env = os.environ.get("VITALSTREAM_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
 
 
-VECTORS = json.loads((_shared() / "reference" / "ble" / "vectors.json").read_text())
+VECTORS = json.loads((shared_dir() / "reference" / "ble" / "vectors.json").read_text())
 REL_TOL = VECTORS["float_rel_tol"]
 GW_NS = 1_700_000_000_123_000_000
 MMHG_PER_KPA = 1000 / 133.322387415  # BIPM: 1 mm[Hg] = 133.322387415 Pa

@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from vitalstream.testing import shared_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,13 +37,10 @@ from vitalstream.model import Quality
 from vitalstream.signals import Signal
 
 
-def _shared() -> Path:
-    env = os.environ.get("VITALSTREAM_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
 
 
 VECTORS = {v["id"]: v for v in json.loads(
-    (_shared() / "reference" / "ble" / "vectors.json").read_text())["vectors"]}
+    (shared_dir() / "reference" / "ble" / "vectors.json").read_text())["vectors"]}
 GW_NS = 1_800_000_000 * 10**9
 PA_PER_MMHG = 133.322387415
 

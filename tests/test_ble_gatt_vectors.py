@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from vitalstream.testing import shared_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,12 +20,9 @@ from vitalstream.connectors.ble.ieee11073 import Special
 from vitalstream.errors import DecodeError
 
 
-def _shared() -> Path:
-    env = os.environ.get("VITALSTREAM_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
 
 
-VECTORS = json.loads((_shared() / "reference" / "ble" / "vectors.json").read_text())
+VECTORS = json.loads((shared_dir() / "reference" / "ble" / "vectors.json").read_text())
 REL_TOL = VECTORS["float_rel_tol"]
 UUIDS = ["2A37", "2A35", "2A1C", "2A5E", "2A5F", "2A18", "2A9D"]
 

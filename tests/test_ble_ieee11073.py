@@ -10,6 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+from vitalstream.testing import shared_dir
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,12 +26,9 @@ from vitalstream.connectors.ble.ieee11073 import (
 )
 
 
-def _shared() -> Path:
-    env = os.environ.get("VITALSTREAM_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
 
 
-VECTORS = json.loads((_shared() / "reference" / "ble" / "vectors.json").read_text())
+VECTORS = json.loads((shared_dir() / "reference" / "ble" / "vectors.json").read_text())
 REL_TOL = VECTORS["float_rel_tol"]
 
 
