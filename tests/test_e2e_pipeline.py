@@ -39,7 +39,7 @@ def e2e(mosquitto, redis_server, tmp_path_factory):
         with PipelineRun(settings, idle_stop_s=4.0) as run:
             stats = publish(sc, mosquitto.url, progress=False)
             totals = run.join()
-        series = vm.export('{__name__=~"vitals_value|vitals_1m_.*"}')
+        series = vm.export('{__name__=~"vitals_value|vitals_1m_.*|anomaly_score"}')
     r = redis.Redis.from_url(redis_server.url)
     alerts = [{k.decode(): v.decode() for k, v in e[1].items()}
               for e in r.xrange(settings.redis.alerts_stream)]
@@ -133,3 +133,17 @@ def test_every_malformed_message_dead_lettered_with_reason(e2e):
     got = collections.Counter((d["topic"].decode(), d["reason"].decode()) for d in dead)
     assert got == expected
     assert all(d["payload"] for d in dead)
+
+
+def test_anomaly_scores_reach_the_store_and_flag_tachycardia(e2e):
+    sc, _, _, series, *_ = e2e
+    hr = collections.defaultdict(list)
+    for s in series:
+        m = s["metric"]
+        if m["__name__"] == "anomaly_score" and m["signal"] == "heart_rate":
+            hr[m["patient"]] = list(zip(s["timestamps"], s["values"]))
+    patients = {r.patient for r in sc.valid_readings() if r.signal == "heart_rate"}
+    assert set(hr) == patients
+    for ep in (g for g in sc.ground_truth() if g["type"] == "episode" and g["kind"] == "tachycardia"):
+        during = [v for t, v in hr[ep["patient"]] if ep["start_ns"] // MS <= t <= ep["end_ns"] // MS]
+        assert max(during) > 4.0, ep  # the default detector's threshold

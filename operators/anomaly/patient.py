@@ -5,8 +5,9 @@ and calls it; it uses event time only and is deterministic given its seed.
 - Readings: the detector configured under the reading's signal name scores it
   (score, then learn). Low-quality (``Quality.LOW_QUALITY``), non-finite and
   implausible readings are neither scored nor learned (``None`` is returned).
-- Activity context: a ``steps`` reading with a value > 0 marks the patient
-  active for ``activity_window_s`` around its event time; HR is then scored
+- Activity context: a ``steps`` reading at walking cadence (>= 60 steps/min
+  over ``steps_interval_s``) marks the patient active for ``activity_window_s``
+  around its event time; HR is then scored
   against the "active" baseline. A caller that knows better passes ``ctx``.
 - Day/night: ``period(event_ns)``, by default ``DayNight()`` (UTC 07-22 = day).
 - Window aggregates: a univariate detector also scores the window mean against
@@ -25,7 +26,7 @@ and calls it; it uses event time only and is deterministic given its seed.
 >>> s = logic.on_reading(hr(130.0, 43200 + 600))
 >>> s.is_anomaly, s.explanation.context
 (True, 'rest/day')
->>> logic.on_reading(Reading("p1", "d1", Signal.STEPS, 40.0, "count", (43200 + 630) * 10**9, 0))
+>>> logic.on_reading(Reading("p1", "d1", Signal.STEPS, 95.0, "count", (43200 + 630) * 10**9, 0))
 >>> logic.on_reading(hr(130.0, 43200 + 660)).explanation.context   # walking: other baseline
 'active/day'
 """
@@ -54,11 +55,16 @@ def _seed(seed: int, patient: str, key: str) -> int:
 class PatientAnomalyLogic:
     def __init__(self, patient: str, detectors: Mapping[str, DetectorConfig], *,
                  period: PeriodClassifier = DayNight(), activity_window_s: float = 300.0,
+                 active_cadence_per_min: float = 60.0, steps_interval_s: float = 60.0,
                  seed: int = 0, resume_state: dict | None = None) -> None:
         self.patient = patient
         self.configs = dict(detectors)
         self.period = period
         self.activity_window_ns = int(activity_window_s * NS_PER_S)
+        # Walking, not fidgeting: cadence >= 60 steps/min is "slow walking" in
+        # Tudor-Locke et al. 2018 (Br J Sports Med 52:776); a few steps a minute
+        # must not move a patient onto the exercise baseline.
+        self.active_steps = active_cadence_per_min * steps_interval_s / 60.0
         self.seed = seed
         self._dets: dict[str, Detector] = {}
         self._last_active_ns: int | None = None
@@ -103,7 +109,7 @@ class PatientAnomalyLogic:
         if r.quality & Quality.LOW_QUALITY or not plausible(r.signal.value, value):
             return None
         name = r.signal.value
-        if name == "steps" and value > 0:
+        if name == "steps" and value >= self.active_steps:
             self._mark_active(r.event_ns)
         cfg = self.configs.get(name)
         if cfg is None or cfg.kind == "hst":
@@ -114,7 +120,7 @@ class PatientAnomalyLogic:
         name = agg.signal.value
         if agg.count <= 0 or not math.isfinite(agg.mean):
             return []
-        if name == "steps" and agg.max > 0:
+        if name == "steps" and agg.max >= self.active_steps:
             self._mark_active(agg.end_ns - 1)
         out: list[Score] = []
         if ctx is None:

@@ -3,8 +3,10 @@
 Each reading a detector covers is scored (score, then learn) in event-time order,
 after the rules' reorder buffer. A score leaves the stage twice: as a
 ``PatientScore`` for the ``anomaly`` measurement (with its explanation), and as
-a reading of signal ``anomaly_score`` (source ``anomaly:<signal>``) that rules
-use like any other signal, e.g. "score > 6 for 5 minutes"::
+a reading of signal ``anomaly_score`` that rules use like any other signal. That
+reading is patient-level: the highest of the latest scores of each signal seen
+in the last ``score_max_age_s``, so a calm SpO2 score between two alarming heart
+rate scores does not reset "score > 6 for 5 minutes"::
 
     rules:
       - {name: unusual_for_patient, signal: anomaly_score, op: ">", threshold: 6,
@@ -39,6 +41,7 @@ class AnomalyStage:
     activity_window_s: float = 300.0
     seed: int = 0
     score_windows: bool = True
+    score_max_age_s: float = 120.0
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any]) -> "AnomalyStage":
@@ -48,24 +51,29 @@ class AnomalyStage:
         return cls(build_detectors(mapping), **options)
 
     def build(self, patient: str, resume_state: dict | None = None) -> "AnomalyLogic":
-        return AnomalyLogic(self, PatientAnomalyLogic(
+        st = resume_state or {}
+        inner = PatientAnomalyLogic(
             patient, self.detectors, period=DayNight(utc_offset_s=self.utc_offset_s),
-            activity_window_s=self.activity_window_s, seed=self.seed, resume_state=resume_state))
+            activity_window_s=self.activity_window_s, seed=self.seed,
+            resume_state=st.get("detectors"))
+        return AnomalyLogic(self, inner, dict(st.get("latest", {})))
 
 
 @dataclass
 class AnomalyLogic:
     cfg: AnomalyStage
     inner: PatientAnomalyLogic
-    scored: int = field(default=0)
+    latest: dict[str, tuple[float, int]] = field(default_factory=dict)  # signal -> (score, ns)
 
     def on_reading(self, r: Reading) -> list[object]:
-        """[PatientScore, anomaly_score Reading] for a scored reading, else []."""
+        """[PatientScore, patient-level anomaly_score Reading] for a scored reading, else []."""
         s = self.inner.on_reading(r)
         if s is None:
             return []
-        self.scored += 1
-        derived = Reading(r.patient, r.device, Signal.ANOMALY_SCORE, s.score, "1", r.event_ns,
+        self.latest[s.signal] = (s.score, r.event_ns)
+        horizon = r.event_ns - round(self.cfg.score_max_age_s * 1e9)
+        level = max(v for v, t in self.latest.values() if t >= horizon)
+        derived = Reading(r.patient, r.device, Signal.ANOMALY_SCORE, level, "1", r.event_ns,
                           r.recv_ns, f"anomaly:{s.signal}", r.quality)
         return [PatientScore(r.patient, s), derived]
 
@@ -78,4 +86,4 @@ class AnomalyLogic:
         return out
 
     def snapshot(self) -> dict:
-        return self.inner.snapshot()
+        return {"detectors": self.inner.snapshot(), "latest": dict(self.latest)}
