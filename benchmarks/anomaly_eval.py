@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from anomaly_nab import run_nab  # noqa: E402
-from anomaly_scenarios import S, PatientStream, challenge, mimic, synthetic  # noqa: E402
+from anomaly_scenarios import S, PatientStream, challenge, mimic, simulator, synthetic  # noqa: E402
 from anomaly_scoring import SustainedAlerts, evaluate  # noqa: E402
 
 from vitalstream.model import Quality, WindowAggregate  # noqa: E402
@@ -47,9 +47,10 @@ HST_FEATURES = ("heart_rate", "resp_rate", "spo2")
 WINDOW_NS = 5 * 60 * S
 
 
-def univariate(kind: str) -> dict:
+def univariate(kind: str, warmup_s: float = 3600.0) -> dict:
+    """The shipped configuration (core/data/rules-default.yaml): 1 h minimum baseline age."""
     cls = EwZScore if kind == "ewz" else RollingQuantileScore
-    return {s: cls(signal=s) for s in SIGNALS}
+    return {s: cls(signal=s, warmup_s=warmup_s) for s in SIGNALS}
 
 
 def run_threshold(streams: list[PatientStream], k_for: dict) -> SustainedAlerts:
@@ -187,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         "default": 3, **K_FOR}, "datasets": {}}
     res, logics = dataset(syn, syn_p, hst=True)
     out["datasets"]["synthetic"] = res
+    sim, sim_p = simulator(n_patients=12 if args.quick else 24)
+    out["datasets"]["simulator"] = dataset(sim, sim_p, hst=False)[0]
     mim, mim_p = mimic(REF)
     out["datasets"]["mimic_s00001"] = dataset(mim, mim_p, hst=True)[0]
     ch, ch_p = challenge(REF, n_records=60 if args.quick else 300)

@@ -212,3 +212,32 @@ def challenge(ref: Path, n_records: int = 300, seed: int = 2012) -> tuple[list[P
     return out, {"seed": seed, "records": len(out),
                  "fever": "body_temp +1.5 Cel for 6 h from a random minute >= 12 h",
                  "tachycardia": "heart_rate +30 /min for 4 h, not within 6 h of the fever"}
+
+
+def simulator(n_patients: int = 24, hours: float = 3.0, seed: int = 31) -> tuple[list[PatientStream], dict]:
+    """The project's own simulator (``vitalstream.simulators.Scenario``) with its ground
+    truth: tachycardia, desaturation, fever, hypertensive crisis episodes; motion-artefact
+    and drop-out patients and activity bouts that must not count as detections."""
+    from vitalstream.simulators.scenario import Scenario
+
+    profiles = (["tachycardia", "desaturation", "fever", "crisis", "healthy", "motion"] * n_patients)[:n_patients]
+    sc = Scenario(patients=n_patients, duration_s=hours * 3600, seed=seed, codec="json",
+                  profiles=profiles)
+    by_patient: dict[str, list[Reading]] = {}
+    for r in sc.valid_readings():
+        q = Quality.MOTION_ARTEFACT if r.motion else Quality.OK
+        by_patient.setdefault(r.patient, []).append(
+            Reading(r.patient, r.device, Signal(r.signal), r.value, r.unit, r.event_ns, r.event_ns,
+                    "simulator", q))
+    episodes: dict[str, list[Episode]] = {}
+    for g in sc.ground_truth():
+        if g["type"] == "episode":
+            kind = "bp_crisis" if g["kind"] == "crisis" else g["kind"]
+            episodes.setdefault(g["patient"], []).append(
+                Episode(g["patient"], g["signal"], kind, g["onset_ns"], g["recovered_ns"]))
+    streams = [PatientStream(p, sorted(rs, key=lambda r: r.event_ns), episodes.get(p, []),
+                             hours / 24) for p, rs in sorted(by_patient.items())]
+    params = {"source": "vitalstream.simulators.Scenario", "seed": seed, "patients": n_patients,
+              "hours": hours, "profiles": sorted(set(profiles)),
+              "episode_window": "onset to recovered (ground truth)"}
+    return streams, params

@@ -18,7 +18,7 @@ from vitalstream.stream.ingest import Ingest
 from vitalstream.stream.reference import run_reference
 
 T0 = 4_000_000_000_000_000_000  # receive time after every event: only event time matters
-UNUSUAL = {"name": "unusual_for_patient", "signal": "anomaly_score", "op": ">", "threshold": 6,
+UNUSUAL = {"name": "unusual_for_patient", "signal": "anomaly_score", "op": ">", "threshold": 4.5,
            "clear": 3, "for_s": 120, "severity": "info"}
 
 

@@ -14,7 +14,8 @@ Rules shared by the univariate detectors (``ewz``, ``quantile``):
   the reading is then learned into the baseline that scored it.
 - Direction: ``both`` by default; SpO2 is one-sided ``low`` (``DEFAULT_DIRECTION``),
   the unused bound of the expected range is then infinite.
-- Warm-up: until a baseline has learned ``warmup_n`` readings it scores against
+- Warm-up: until a baseline has learned ``warmup_n`` readings over at least
+  ``warmup_s`` seconds it scores against
   the population prior (``priors.py``) and says so (``warmup=True``, ``source``).
   During warm-up every plausible reading is learned, even one the prior calls
   anomalous: a patient whose normal HR is 125 /min must still get a baseline.
@@ -99,7 +100,8 @@ class UnivariateDetector:
         st = self._stats(key)
         n, age = (st[0], (st[2] - st[1]) / 1e9) if st else (0, 0.0)
         e = Explanation(self.cfg.signal or "", value, -math.inf, math.inf, n, age, key,
-                        n < self.cfg.warmup_n, "", self.kind, note)
+                        n < self.cfg.warmup_n or age < getattr(self.cfg, "warmup_s", 0.0), "",
+                        self.kind, note)
         return Score(event_ns, 0.0, False, e)
 
     def score_one(self, value: float, event_ns: int, ctx: Context) -> Score:
@@ -121,7 +123,7 @@ class UnivariateDetector:
         st = self._stats(key)
         n = st[0] if st else 0
         age = (st[2] - st[1]) / 1e9 if st else 0.0
-        if n >= cfg.warmup_n:
+        if n >= cfg.warmup_n and age >= getattr(cfg, "warmup_s", 0.0):
             center, scale, source, warm = st[3], st[4], "personal", False
         else:
             prior = prior_for(cfg.signal, activity)

@@ -2,7 +2,7 @@
 
 >>> cfg = build_detector({"kind": "ewz", "half_life_s": 21600, "threshold": 4.0})
 >>> cfg
-EwZScore(signal=None, half_life_s=21600.0, threshold=4.0, warmup_n=30, anomaly_weight=0.0, min_sd=None, split=None, direction=None, kind='ewz')
+EwZScore(signal=None, half_life_s=21600.0, threshold=4.0, warmup_n=30, warmup_s=0.0, anomaly_weight=0.0, min_sd=None, split=None, direction=None, kind='ewz')
 >>> cfgs = build_detectors({"heart_rate": {"kind": "ewz"}, "vitals": {"kind": "hst", "n_trees": 4}})
 >>> cfgs["heart_rate"].signal, cfgs["vitals"].n_trees
 ('heart_rate', 4)

@@ -59,6 +59,9 @@ class EwZScore:
     half_life_s: float = 21_600.0  # 6 h: a day/night baseline still forgets last week
     threshold: float = 4.0
     warmup_n: int = 30
+    # Also a minimum baseline age: 30 readings 5 s apart of autocorrelated HR
+    # noise say little about its spread (the shipped rules set 1 h).
+    warmup_s: float = 0.0
     anomaly_weight: float = 0.0
     min_sd: float | None = None  # None: the signal's floor from priors.py
     split: tuple[str, ...] | None = None

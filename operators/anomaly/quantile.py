@@ -50,6 +50,9 @@ class RollingQuantileScore:
     window_size: int = 64
     threshold: float = 4.0
     warmup_n: int = 30
+    # Also a minimum baseline age: 30 readings 5 s apart of autocorrelated HR
+    # noise say little about its spread (the shipped rules set 1 h).
+    warmup_s: float = 0.0
     anomaly_weight: float = 0.0
     min_sd: float | None = None
     split: tuple[str, ...] | None = None

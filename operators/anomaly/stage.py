@@ -6,10 +6,10 @@ after the rules' reorder buffer. A score leaves the stage twice: as a
 a reading of signal ``anomaly_score`` that rules use like any other signal. That
 reading is patient-level: the highest of the latest scores of each signal seen
 in the last ``score_max_age_s``, so a calm SpO2 score between two alarming heart
-rate scores does not reset "score > 6 for 5 minutes"::
+rate scores does not reset "score > 4.5 for 5 minutes"::
 
     rules:
-      - {name: unusual_for_patient, signal: anomaly_score, op: ">", threshold: 6,
+      - {name: unusual_for_patient, signal: anomaly_score, op: ">", threshold: 4.5,
          clear: 3, for_s: 300, severity: info}
     detectors:
       heart_rate: {kind: ewz, half_life_s: 21600, threshold: 4.0}
