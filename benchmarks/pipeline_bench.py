@@ -146,7 +146,6 @@ def run_ladder(args, pubs: Publishers, vm, reader: AlertReader, consumer: Consum
             f"-> {step['verdict']}")
         if not step["passed"]:
             break
-        time.sleep(1.0)
     return steps
 
 
@@ -274,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="vitalstream reorder buffer before rules (pipeline default 2 s)")
     ap.add_argument("--broker-inflight", dest="broker_inflight", type=int, default=None,
                     help="mosquitto max_inflight_messages (default: mosquitto's own, 20)")
-    ap.add_argument("--idle-stop-s", dest="idle_stop_s", type=float, default=8.0)
+    ap.add_argument("--idle-stop-s", dest="idle_stop_s", type=float, default=12.0,
+                    help="consumer stops after this much silence; must exceed the gap between steps")
     ap.add_argument("--systems", default="vitalstream,naive")
     ap.add_argument("--profile", default=None, help="directory: py-spy raw profiles of the ladder")
     ap.add_argument("--profile-native", dest="profile_native", action="store_true",
