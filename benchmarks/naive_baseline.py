@@ -92,7 +92,7 @@ class NaiveLoop:
             bn = rec.get("bn", bn)
             bt = rec.get("bt", bt)
             device, _, signal = (bn + rec["n"]).rpartition(":")
-            t_ns = int(round((bt + rec.get("t", 0.0)) * 1e6)) * 1000
+            t_ns = round((bt + rec.get("t", 0.0)) * 1e6) * 1000
             self.reading(device, signal, float(rec["v"]), t_ns)
 
     def reading(self, device: str, signal: str, value: float, t_ns: int) -> None:

@@ -15,13 +15,13 @@ import resource
 import signal
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pipeline_procfs import peak_rss_mib  # noqa: E402
-
-from vitalstream.operators.anomaly.sizing import deep_sizeof  # noqa: E402
+from pipeline_procfs import peak_rss_mib
+from vitalstream.operators.anomaly.sizing import deep_sizeof
 
 
 def _emit(tag: str, payload: Any) -> None:
@@ -89,8 +89,8 @@ def run_vitalstream(cfg: dict) -> dict:
 
 
 def run_naive(cfg: dict) -> dict:
-    from naive_baseline import NaiveLoop
     from loadgen import VITALS
+    from naive_baseline import NaiveLoop
 
     thresholds = {v[0]: (v[6], v[7]) for v in VITALS}
     loop = NaiveLoop(cfg["mqtt_url"], cfg["redis_url"], cfg["influx_url"], thresholds,

@@ -10,7 +10,6 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 import redis
-
 from vitalstream.testing.services import Mosquitto, VictoriaMetrics
 
 # Unlimited per-client queue: a consumer that falls behind (or is offline for the
