@@ -41,6 +41,10 @@ class PipelineConfig:
     # "payload": the payload's patient, else the device id. "registry": the device
     # registry in Redis by event time; readings of unmapped devices are quarantined.
     identity: str = "payload"
+    # Timers move a patient's clock with the newest receive time seen, or with the
+    # system clock less this grace when the input is idle: a backlog shorter than
+    # this never makes queued readings late; all-silent windows close this much later.
+    idle_grace_s: float = 30.0
 
 
 @dataclass(frozen=True)

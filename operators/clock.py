@@ -56,10 +56,15 @@ class FakeClock:
 class EventClockState:
     max_event_ns: int | None = None
     wall_at_max_ns: int = 0
+    last_now_ns: int | None = None  # never report an earlier "now" than once reported
 
 
 class EventClock:
     """Event-time "now": newest event time seen, plus wall time elapsed since it arrived.
+
+    The wall time of an observation is the reading's *receive* time when the
+    caller passes it: a reading that waited in a queue behind a backlog did not
+    arrive late, and must not be judged by when it was processed.
 
     >>> wall = FakeClock(0)
     >>> ec = EventClock(wall)
@@ -69,23 +74,33 @@ class EventClock:
     10005
     >>> ec.observe(9_000); ec.now_ns()  # an older event does not move it back
     10005
+    >>> ec.observe(10_006, wall_ns=3); ec.now_ns(wall_ns=3)  # received at 3, processed at 5
+    10006
     """
 
     def __init__(self, wall: Clock, state: EventClockState | None = None) -> None:
         self.wall = wall
         self.state = state or EventClockState()
 
-    def observe(self, event_ns: int) -> None:
+    def observe(self, event_ns: int, wall_ns: int | None = None) -> None:
         st = self.state
-        if st.max_event_ns is None or event_ns > self.now_ns():
+        if wall_ns is None:
+            wall_ns = self.wall.now_ns()
+        if st.max_event_ns is None or event_ns > self.now_ns(wall_ns):
             st.max_event_ns = event_ns
-            st.wall_at_max_ns = self.wall.now_ns()
+            st.wall_at_max_ns = max(wall_ns, st.wall_at_max_ns)
 
-    def now_ns(self) -> int | None:
+    def now_ns(self, wall_ns: int | None = None) -> int | None:
         st = self.state
         if st.max_event_ns is None:
             return None
-        return st.max_event_ns + (self.wall.now_ns() - st.wall_at_max_ns)
+        if wall_ns is None:
+            wall_ns = self.wall.now_ns()
+        now = st.max_event_ns + max(0, wall_ns - st.wall_at_max_ns)
+        if st.last_now_ns is not None and now < st.last_now_ns:
+            return st.last_now_ns
+        st.last_now_ns = now
+        return now
 
     def wall_time_of(self, event_ns: int) -> int | None:
         """Wall time at which ``now_ns()`` will reach ``event_ns`` if nothing newer arrives."""
@@ -95,4 +110,33 @@ class EventClock:
         return self.wall.now_ns() + max(0, event_ns - now)
 
     def snapshot(self) -> EventClockState:
-        return EventClockState(self.state.max_event_ns, self.state.wall_at_max_ns)
+        st = self.state
+        return EventClockState(st.max_event_ns, st.wall_at_max_ns, st.last_now_ns)
+
+
+class FrontierClock:
+    """Wall time as far as the data has got: the newest receive time seen, or the
+    system time less ``idle_grace_ns``, whichever is later.
+
+    Under a backlog the newest receive time lags the system clock, so timers do
+    not run patients' clocks ahead of readings still queued for them; when the
+    input is idle, time still moves (``idle_grace_ns`` late).
+    """
+
+    def __init__(self, system: Clock, idle_grace_ns: int = 0) -> None:
+        self.system = system
+        self.idle_grace_ns = idle_grace_ns
+        self.frontier_ns: int | None = None
+
+    def saw(self, recv_ns: int) -> None:
+        if self.frontier_ns is None or recv_ns > self.frontier_ns:
+            self.frontier_ns = recv_ns
+
+    def now_ns(self) -> int:
+        sys_ns = self.system.now_ns() - self.idle_grace_ns
+        f = self.frontier_ns
+        return sys_ns if f is None or sys_ns > f else f
+
+    def to_system(self, wall_ns: int) -> int:
+        """The system time at which this clock reaches ``wall_ns`` (timers of a runtime)."""
+        return wall_ns + (self.system.now_ns() - self.now_ns())

@@ -71,3 +71,20 @@ class DedupLogic:
 
     def snapshot(self) -> DedupState:
         return DedupState({b: set(k) for b, k in self.state.buckets.items()}, self.state.max_event_ns)
+
+
+class LockedDedup:
+    """One ``DedupLogic`` shared by several threads (bytewax workers of one process)."""
+
+    def __init__(self, logic: DedupLogic) -> None:
+        import threading
+
+        self.logic = logic
+        self._lock = threading.Lock()
+
+    def seen_before(self, key: Key) -> bool:
+        with self._lock:
+            return self.logic.seen_before(key)
+
+    def __len__(self) -> int:
+        return len(self.logic)

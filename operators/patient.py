@@ -69,8 +69,10 @@ class PatientLogic:
 
     def on_item(self, r: Reading) -> list[Output]:
         st = self.state
-        self.clock.observe(r.event_ns)
-        now = self.clock.now_ns()
+        # Judged by when the reading was received, not when it was processed.
+        at = r.recv_ns if r.recv_ns > 0 else None
+        self.clock.observe(r.event_ns, at)
+        now = self.clock.now_ns(at)
         if not self.window.on_item(r, now):
             st.late_window += 1
         if r.signal in self._rules_for or self.anomaly is not None:
@@ -86,12 +88,13 @@ class PatientLogic:
             else:
                 st.pending_keys.add(key)
                 heapq.heappush(st.pending, (*key, r.value, r))
-        return self.advance()
+        return self.advance(now)
 
-    def advance(self, *, final: bool = False) -> list[Output]:
+    def advance(self, now: int | None = None, *, final: bool = False) -> list[Output]:
         """Release readings the rule delay has passed and close due windows."""
         st, out = self.state, []
-        now = self.clock.now_ns()
+        if now is None:
+            now = self.clock.now_ns()
         if now is None:
             return out
         limit = now - self.cfg.rule_delay_ns

@@ -13,7 +13,7 @@ import zlib
 from typing import Iterable
 
 from vitalstream.model import Reading
-from vitalstream.operators.clock import Clock
+from vitalstream.operators.clock import Clock, FrontierClock
 from vitalstream.operators.patient import Output, PatientFlow, PatientLogic, PatientState
 
 
@@ -24,9 +24,13 @@ def shard_of(patient: str, shards: int) -> str:
 
 class ShardHost:
     def __init__(self, flow: PatientFlow, wall: Clock,
-                 resume_state: dict[str, PatientState] | None = None) -> None:
+                 resume_state: dict[str, PatientState] | None = None, *,
+                 idle_grace_ns: int = 0) -> None:
         self.flow = flow
-        self.wall = wall
+        self.system = wall
+        # Patients' clocks move between readings with the data's frontier, not with
+        # processing time (see FrontierClock).
+        self.wall = FrontierClock(wall, idle_grace_ns)
         self.patients: dict[str, PatientLogic] = {}
         self._timers: list[tuple[int, str]] = []
         self._scheduled: dict[str, int] = {}
@@ -53,6 +57,7 @@ class ShardHost:
         out: list[Output] = []
         touched = set()
         for r in readings:
+            self.wall.saw(r.recv_ns)
             out.extend(self._logic(r.patient).on_item(r))
             touched.add(r.patient)
         for p in touched:
@@ -82,7 +87,8 @@ class ShardHost:
         return out
 
     def notify_at_ns(self) -> int | None:
-        return self._timers[0][0] if self._timers else None
+        """System time of the next timer (for runtimes that schedule on the system clock)."""
+        return self.wall.to_system(self._timers[0][0]) if self._timers else None
 
     @property
     def open_windows(self) -> int:

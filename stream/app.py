@@ -21,7 +21,7 @@ from bytewax.testing import run_main
 from vitalstream.config import NS, Settings, rules_document
 from vitalstream.connectors.mqtt import MqttConfig, MqttReceiver
 from vitalstream.model import Alert
-from vitalstream.operators.dedup import Dedup
+from vitalstream.operators.dedup import Dedup, LockedDedup
 from vitalstream.operators.normalise import Normaliser
 from vitalstream.operators.patient import PatientFlow
 from vitalstream.operators.rules import RuleSet
@@ -152,6 +152,9 @@ class Pipeline:
             raise ConfigError("config", None, "bad_identity", settings.pipeline.identity)
         self.patient_resolver = patient_resolver
         self.flow_cfg = patient_flow(settings)
+        # One dedup for every worker thread: with -w N a shared subscription spreads
+        # a device's re-sends over the workers.
+        self._dedup = LockedDedup(Dedup(round(settings.pipeline.dedup_horizon_s * NS)).build())
         self.metrics = Metrics()
         for key, (name, kind, text) in _METRICS.items():
             self.metrics.describe(name, kind, text)
@@ -195,7 +198,7 @@ class Pipeline:
         p = self.settings.pipeline
         skew = None if p.max_clock_skew_s is None else round(p.max_clock_skew_s * NS)
         kwargs = {} if self.patient_resolver is None else {"patient_of": self.patient_resolver}
-        i = Ingest(Normaliser(skew), Dedup(round(p.dedup_horizon_s * NS)), **kwargs)
+        i = Ingest(Normaliser(skew), self._dedup, **kwargs)
         with self.live.lock:
             self.live.ingests.append(i)
         return i
@@ -209,7 +212,8 @@ class Pipeline:
                              self._ingest, self.flow_cfg, WriterSink(self._outcome_writer),
                              WriterSink(self._result_writer), shards=self.settings.pipeline.shards,
                              on_host=self._on_host,
-                             eof_flush=lambda: not self.stop_event.is_set())
+                             eof_flush=lambda: not self.stop_event.is_set(),
+                             idle_grace_ns=round(self.settings.pipeline.idle_grace_s * NS))
         return flow
 
     def _recovery(self) -> dict:

@@ -53,7 +53,8 @@ class Ingest:
                  patient_of: PatientResolver = patient_from_payload,
                  codecs: dict[str, Callable] | None = None) -> None:
         self.normaliser = normaliser
-        self.dedup = dedup.build()
+        # a Dedup config, or an already built (possibly shared) logic
+        self.dedup = dedup.build() if isinstance(dedup, Dedup) else dedup
         self.patient_of = patient_of
         self.codecs = CODECS if codecs is None else codecs
         self.stats = IngestStats()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pickle
 
 import pytest
@@ -80,7 +82,8 @@ def test_eof_flushes_pending_and_open_windows():
 def test_host_timers_release_rules_and_skip_superseded_deadlines():
     wall = FakeClock(1_000 * NS)
     host = ShardHost(_flow(dict(HR_HIGH, for_s=0), delay_s=2), wall)
-    host.on_batch([_r(30, 130)])
+    # received now: a reading's receive time is on the runtime's wall clock
+    host.on_batch([dataclasses.replace(_r(30, 130), recv_ns=wall.now_ns())])
     # earliest deadline: the pending reading at event 30 s + 2 s delay, 2 s of wall from now
     assert host.notify_at_ns() == 1_002 * NS
     wall.advance(2 * NS - 1)

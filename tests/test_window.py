@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import calendar
 import csv
 import json
@@ -98,7 +100,9 @@ def test_silent_patient_window_closes_on_wall_clock():
     wall = FakeClock(5_000 * NS)
     flow = PatientFlow(window=TumblingWindow(60 * NS, 10 * NS))
     host = ShardHost(flow, wall)
-    assert host.on_batch([_r(T0 + 30 * NS, 72.0)]) == []
+    # received now: a reading's receive time is on the runtime's wall clock
+    r = dataclasses.replace(_r(T0 + 30 * NS, 72.0), recv_ns=wall.now_ns())
+    assert host.on_batch([r]) == []
     # event clock at T0+30 s; the window [T0, T0+60) closes at event time T0+70 s,
     # i.e. 40 s of wall time later if nothing else arrives
     assert host.notify_at_ns() == 5_040 * NS
@@ -113,10 +117,14 @@ def test_silent_patient_window_closes_on_wall_clock():
 def test_silent_patient_does_not_hold_back_other_patients():
     wall = FakeClock(0)
     host = ShardHost(PatientFlow(window=TumblingWindow(60 * NS, 10 * NS)), wall)
-    host.on_batch([_r(T0, 70.0, patient="quiet"), _r(T0, 80.0, patient="busy")])
+
+    def now(r):  # received now: receive times are on the runtime's wall clock
+        return dataclasses.replace(r, recv_ns=wall.now_ns())
+
+    host.on_batch([now(_r(T0, 70.0, patient="quiet")), now(_r(T0, 80.0, patient="busy"))])
     wall.advance(5 * NS)
     # busy keeps sending readings far ahead: its own window closes by event time
-    out = host.on_batch([_r(T0 + 75 * NS, 81.0, patient="busy")])
+    out = host.on_batch([now(_r(T0 + 75 * NS, 81.0, patient="busy"))])
     assert [(a.patient, a.start_ns) for a in out] == [("busy", T0)]
     wall.advance(65 * NS)  # quiet: 70 s of wall time since its reading
     # busy's clock has run on too (T0+75 s + 65 s = T0+140 s >= T0+130 s): both close,
