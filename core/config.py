@@ -29,7 +29,7 @@ class PipelineConfig:
     window_size_s: float = 60.0
     allowed_lateness_s: float = 10.0
     rule_delay_s: float = 2.0
-    dedup_horizon_s: float = 600.0
+    dedup_horizon_s: float = 120.0
     max_clock_skew_s: float | None = 300.0
     workers: int = 1
     shards: int = 64
@@ -41,9 +41,9 @@ class PipelineConfig:
     # "payload": the payload's patient, else the device id. "registry": the device
     # registry in Redis by event time; readings of unmapped devices are quarantined.
     identity: str = "payload"
-    # Timers move a patient's clock with the newest receive time seen, or with the
-    # system clock less this grace when the input is idle: a backlog shorter than
-    # this never makes queued readings late; all-silent windows close this much later.
+    # Timers move a patient's clock with the newest receive time seen; with the system
+    # clock once the receive queues are empty, or less this grace when that is unknown
+    # (readings still queued elsewhere): a backlog never makes queued readings late.
     idle_grace_s: float = 30.0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 
 class Clock(Protocol):
@@ -120,12 +120,16 @@ class FrontierClock:
 
     Under a backlog the newest receive time lags the system clock, so timers do
     not run patients' clocks ahead of readings still queued for them; when the
-    input is idle, time still moves (``idle_grace_ns`` late).
+    input is idle, time still moves (``idle_grace_ns`` late). A runtime that can
+    tell that its sources have nothing queued passes ``caught_up``: then the
+    system time counts at once, so a sparse stream's alerts are not held back.
     """
 
-    def __init__(self, system: Clock, idle_grace_ns: int = 0) -> None:
+    def __init__(self, system: Clock, idle_grace_ns: int = 0,
+                 caught_up: Callable[[], bool] | None = None) -> None:
         self.system = system
         self.idle_grace_ns = idle_grace_ns
+        self.caught_up = caught_up
         self.frontier_ns: int | None = None
 
     def saw(self, recv_ns: int) -> None:
@@ -133,7 +137,9 @@ class FrontierClock:
             self.frontier_ns = recv_ns
 
     def now_ns(self) -> int:
-        sys_ns = self.system.now_ns() - self.idle_grace_ns
+        sys_ns = self.system.now_ns()
+        if self.caught_up is None or not self.caught_up():
+            sys_ns -= self.idle_grace_ns
         f = self.frontier_ns
         return sys_ns if f is None or sys_ns > f else f
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import zlib
-from typing import Iterable
+from typing import Callable, Iterable
 
 from vitalstream.model import Reading
 from vitalstream.operators.clock import Clock, FrontierClock
@@ -25,17 +25,20 @@ def shard_of(patient: str, shards: int) -> str:
 class ShardHost:
     def __init__(self, flow: PatientFlow, wall: Clock,
                  resume_state: dict[str, PatientState] | None = None, *,
-                 idle_grace_ns: int = 0) -> None:
+                 idle_grace_ns: int = 0, caught_up: Callable[[], bool] | None = None) -> None:
         self.flow = flow
         self.system = wall
         # Patients' clocks move between readings with the data's frontier, not with
         # processing time (see FrontierClock).
-        self.wall = FrontierClock(wall, idle_grace_ns)
+        self.wall = FrontierClock(wall, idle_grace_ns, caught_up)
         self.patients: dict[str, PatientLogic] = {}
         self._timers: list[tuple[int, str]] = []
         self._scheduled: dict[str, int] = {}
         for patient, st in (resume_state or {}).items():
-            self.patients[patient] = flow.build(patient, wall, st)
+            self.patients[patient] = flow.build(patient, self.wall, st)
+            if st.clock.max_event_ns is not None:
+                self.wall.saw(st.clock.wall_at_max_ns)  # the frontier survives a restart
+        for patient in self.patients:
             self._schedule(patient)
 
     def _logic(self, patient: str) -> PatientLogic:
@@ -68,12 +71,17 @@ class ShardHost:
         out: list[Output] = []
         now = self.wall.now_ns()
         timers = self._timers
+        done = []
         while timers and timers[0][0] <= now:
             due, patient = heapq.heappop(timers)
             if self._scheduled.get(patient) != due:
                 continue  # superseded by an earlier deadline that already ran
             del self._scheduled[patient]
             out.extend(self.patients[patient].advance())
+            done.append(patient)
+        for patient in done:
+            # Rescheduled after the loop: a deadline that is still "now" waits for
+            # the next call instead of spinning here.
             self._schedule(patient)
         return out
 

@@ -159,6 +159,7 @@ def build_flow(source, make_ingest: Callable[[], Ingest], patient_flow: PatientF
                outcome_sink, result_sink, *, shards: int = 64, clock: Clock | None = None,
                on_host: Callable[[ShardHost], None] | None = None,
                eof_flush: Callable[[], bool] = lambda: True, idle_grace_ns: int = 0,
+               caught_up: Callable[[], bool] | None = None,
                flow_id: str = "vitalstream") -> tuple[Dataflow, _PerThread]:
     """Assemble the dataflow; ``source``/``*_sink`` are bytewax Source/Sink objects."""
     clock = clock or SystemClock()
@@ -171,7 +172,8 @@ def build_flow(source, make_ingest: Callable[[], Ingest], patient_flow: PatientF
     keyed = op.key_on("shard", readings, lambda r: shard_of(r.patient, shards))
 
     def builder(resume: dict | None) -> _ShardLogic:
-        host = ShardHost(patient_flow, clock, resume, idle_grace_ns=idle_grace_ns)
+        host = ShardHost(patient_flow, clock, resume, idle_grace_ns=idle_grace_ns,
+                         caught_up=caught_up)
         return _ShardLogic(host, clock, on_host, eof_flush)
 
     results = op.stateful_batch("patients", keyed, builder)
