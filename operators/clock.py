@@ -86,7 +86,10 @@ class EventClock:
         st = self.state
         if wall_ns is None:
             wall_ns = self.wall.now_ns()
-        if st.max_event_ns is None or event_ns > self.now_ns(wall_ns):
+        # Re-anchor on every newer event, not only on events ahead of "now": a patient
+        # whose readings are processed slower than real time would otherwise see its
+        # clock run ahead of its own data (``now_ns`` stays monotonic either way).
+        if st.max_event_ns is None or event_ns > st.max_event_ns:
             st.max_event_ns = event_ns
             st.wall_at_max_ns = max(wall_ns, st.wall_at_max_ns)
 

@@ -59,3 +59,21 @@ def test_same_alerts_with_and_without_backlog():
     without, _ = _run(backlog_s=0, caught_up=lambda: True)
     with_backlog, _ = _run(backlog_s=25, caught_up=lambda: False)
     assert sorted(with_backlog) == sorted(without)
+
+
+def test_patient_processed_slower_than_real_time_is_never_late():
+    """Receive times 1.2 s apart for readings 1 s apart (the broker holds the backlog):
+    the patient's clock must follow its own data, not run ahead of it."""
+    system = FakeClock(RECV0)
+    host = ShardHost(_flow(), system)
+    out = []
+    for i in range(120):
+        system.set(RECV0 + i * 1_200_000_000)
+        r = Reading("a", "d", Signal.HEART_RATE, 130.0 if 60 <= i < 65 else 70.0, "/min",
+                    T0 + i * NS, system.now_ns())
+        out += host.on_notify()
+        out += host.on_batch([r])
+    out += host.on_eof()
+    assert host.late_counts() == (0, 0)
+    assert [(a.state, a.event_ns) for a in out if type(a) is Alert] == [
+        ("firing", T0 + 60 * NS), ("resolved", T0 + 65 * NS)]
