@@ -77,10 +77,21 @@ def subscription(cfg: MqttConfig) -> str:
 
 
 class MqttReceiver:
-    """Receives into an in-memory queue; ``drain`` hands batches to the dataflow."""
+    """Receives into an in-memory queue; ``drain`` hands batches to the dataflow.
 
-    def __init__(self, cfg: MqttConfig, client_suffix: str = "") -> None:
+    ``polled=True`` (what the dataflow uses) runs paho's network loop inside
+    ``drain``, on the caller's thread, instead of in paho's own thread: reading a
+    burst of packets, queueing their PUBACKs and writing them in one pass. That
+    removes the GIL hand-offs and the one-``select``-per-packet of paho's loop
+    thread, which were most of the cost of receiving. The caller must then also
+    be the only thread that acks (stage A's sink runs on the source's worker).
+    """
+
+    def __init__(self, cfg: MqttConfig, client_suffix: str = "", *, polled: bool = False) -> None:
         self.cfg = cfg
+        self.polled = polled
+        self._retry_at = 0.0
+        self._backoff = cfg.reconnect_min_s
         self.addr = parse_mqtt_url(cfg.url)
         self.client_id = cfg.client_id + client_suffix
         self._queue: deque[Message] = deque()
@@ -100,6 +111,9 @@ class MqttReceiver:
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.on_subscribe = self._on_subscribe
+        if polled:
+            # Defer PUBACK writes to the next drain (one pass for the whole batch).
+            c.on_socket_register_write = lambda *_: None
         self._client = c
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -131,18 +145,76 @@ class MqttReceiver:
         self._client.ack(mid, qos)
         self.acked += 1
 
-    def start(self, wait_s: float = 10.0) -> None:
+    def _connect_props(self) -> Properties:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.cfg.session_expiry_s
-        self._client.connect_async(self.addr.host, self.addr.port, keepalive=self.cfg.keepalive_s,
-                                   clean_start=False, properties=props)
-        self._client.loop_start()
-        if not self._connected.wait(wait_s):
+        return props
+
+    def start(self, wait_s: float = 10.0) -> None:
+        if self.polled:
+            self._polled_connect()
+            deadline = time.monotonic() + wait_s
+            while not self.subscribed.is_set() and time.monotonic() < deadline:
+                self._pump(max_packets=10)
+                time.sleep(0.01)
+        else:
+            self._client.connect_async(self.addr.host, self.addr.port,
+                                       keepalive=self.cfg.keepalive_s, clean_start=False,
+                                       properties=self._connect_props())
+            self._client.loop_start()
+        if not self._connected.wait(0 if self.polled else wait_s):
             log.warning("mqtt broker %s:%d not reachable yet; still trying",
                         self.addr.host, self.addr.port)
 
+    def _polled_connect(self) -> None:
+        """Connect or reconnect, with exponential backoff between failed attempts."""
+        if time.monotonic() < self._retry_at:
+            return
+        c = self._client
+        try:
+            if c.socket() is None and not self._ever_connected:
+                c.connect(self.addr.host, self.addr.port, keepalive=self.cfg.keepalive_s,
+                          clean_start=False, properties=self._connect_props())
+            else:
+                c.reconnect()
+            self._ever_connected = True
+            self._backoff = self.cfg.reconnect_min_s
+        except OSError as exc:
+            log.warning("mqtt connect to %s:%d failed: %s; retry in %.1f s",
+                        self.addr.host, self.addr.port, exc, self._backoff)
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, self.cfg.reconnect_max_s)
+
+    _ever_connected = False
+
+    def _pump(self, max_packets: int) -> None:
+        """Read up to ``max_packets`` packets, then write queued acks and keepalives."""
+        c = self._client
+        if c.socket() is None:
+            self._polled_connect()
+            if c.socket() is None:
+                return
+        idle = 0
+        for _ in range(max_packets):
+            n = len(self._queue)
+            if c.loop_read() != mqtt.MQTT_ERR_SUCCESS or c.socket() is None:
+                break
+            # loop_read reads one packet and reports "no data" as success: stop
+            # after two reads that queued nothing.
+            if len(self._queue) == n:
+                idle += 1
+                if idle >= 2:
+                    break
+            else:
+                idle = 0
+        if c.socket() is not None:
+            c.loop_write()
+            c.loop_misc()
+
     def drain(self, max_items: int = 5000) -> list[Message]:
         q = self._queue
+        if self.polled and len(q) < max_items:
+            self._pump(max_items - len(q) + 2)
         n = min(len(q), max_items)
         return [q.popleft() for _ in range(n)]
 
@@ -155,5 +227,12 @@ class MqttReceiver:
         return self._connected.is_set()
 
     def stop(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        c = self._client
+        if self.polled:
+            if c.socket() is not None:
+                c.loop_write()  # the last acks
+                c.disconnect()
+                c.loop_write()
+            return
+        c.disconnect()
+        c.loop_stop()

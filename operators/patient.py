@@ -50,6 +50,7 @@ class PatientState:
     anomaly: Any = None
     late_window: int = 0
     late_rules: int = 0
+    last_recv_ns: int = 0  # newest receive time seen: restores the host's frontier on resume
 
 
 class PatientLogic:
@@ -71,6 +72,8 @@ class PatientLogic:
         st = self.state
         # Judged by when the reading was received, not when it was processed.
         at = r.recv_ns if r.recv_ns > 0 else None
+        if r.recv_ns > st.last_recv_ns:
+            st.last_recv_ns = r.recv_ns
         self.clock.observe(r.event_ns, at)
         now = self.clock.now_ns(at)
         if not self.window.on_item(r, now):
@@ -140,4 +143,4 @@ class PatientLogic:
         return PatientState(self.clock.snapshot(), self.window.snapshot(),
                             [r.snapshot() for r in self.rules], list(st.pending), set(st.pending_keys),
                             self.anomaly.snapshot() if self.anomaly is not None else None,
-                            st.late_window, st.late_rules)
+                            st.late_window, st.late_rules, st.last_recv_ns)

@@ -36,8 +36,8 @@ class ShardHost:
         self._scheduled: dict[str, int] = {}
         for patient, st in (resume_state or {}).items():
             self.patients[patient] = flow.build(patient, self.wall, st)
-            if st.clock.max_event_ns is not None:
-                self.wall.saw(st.clock.wall_at_max_ns)  # the frontier survives a restart
+            if st.last_recv_ns:
+                self.wall.saw(st.last_recv_ns)  # the frontier survives a restart
         for patient in self.patients:
             self._schedule(patient)
 

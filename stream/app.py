@@ -167,7 +167,7 @@ class Pipeline:
         if count > 1 and not cfg.shared_group:
             from dataclasses import replace
             cfg = replace(cfg, shared_group=cfg.client_id)
-        r = MqttReceiver(cfg, client_suffix=f"-{index}" if count > 1 else "")
+        r = MqttReceiver(cfg, client_suffix=f"-{index}" if count > 1 else "", polled=True)
         with self.live.lock:
             self.live.receivers.append(r)
         return _StoppableReceiver(r, self.stop_event)
