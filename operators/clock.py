@@ -93,7 +93,10 @@ class EventClock:
             st.max_event_ns = event_ns
             st.wall_at_max_ns = max(wall_ns, st.wall_at_max_ns)
 
-    def now_ns(self, wall_ns: int | None = None) -> int | None:
+    def now_ns(self, wall_ns: int | None = None, *, commit: bool = False) -> int | None:
+        """Event-time now. ``commit=True`` (callers that act on it: windows closed,
+        rules released) makes it a floor for later answers; a mere query does not,
+        so asking for a timer's deadline cannot change what happens next."""
         st = self.state
         if st.max_event_ns is None:
             return None
@@ -102,7 +105,8 @@ class EventClock:
         now = st.max_event_ns + max(0, wall_ns - st.wall_at_max_ns)
         if st.last_now_ns is not None and now < st.last_now_ns:
             return st.last_now_ns
-        st.last_now_ns = now
+        if commit:
+            st.last_now_ns = now
         return now
 
     def wall_time_of(self, event_ns: int) -> int | None:

@@ -75,7 +75,7 @@ class PatientLogic:
         if r.recv_ns > st.last_recv_ns:
             st.last_recv_ns = r.recv_ns
         self.clock.observe(r.event_ns, at)
-        now = self.clock.now_ns(at)
+        now = self.clock.now_ns(at, commit=True)
         if not self.window.on_item(r, now):
             st.late_window += 1
         if r.signal in self._rules_for or self.anomaly is not None:
@@ -97,7 +97,7 @@ class PatientLogic:
         """Release readings the rule delay has passed and close due windows."""
         st, out = self.state, []
         if now is None:
-            now = self.clock.now_ns()
+            now = self.clock.now_ns(commit=True)
         if now is None:
             return out
         limit = now - self.cfg.rule_delay_ns
