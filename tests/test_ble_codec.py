@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest

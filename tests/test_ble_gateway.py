@@ -13,8 +13,6 @@ import base64
 import calendar
 import json
 import math
-import os
-from pathlib import Path
 
 import pytest
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
-from pathlib import Path
 
 import pytest
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 

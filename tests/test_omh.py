@@ -23,7 +23,6 @@ from vitalstream.connectors.omh import (
     encode_omh,
     encode_omh_blood_pressure,
     export_points,
-    import_file,
 )
 from vitalstream.connectors.omh_schemas import (
     DATA_POINT_SCHEMA,
@@ -34,8 +33,7 @@ from vitalstream.connectors.omh_schemas import (
     parse_date_time,
 )
 from vitalstream.errors import DecodeError
-from vitalstream.model import DeadLetter, Quality, Reading
-from vitalstream.operators.clock import FakeClock
+from vitalstream.model import Reading
 from vitalstream.signals import Signal
 
 OMH = Path(os.environ.get(ENV_VAR) or

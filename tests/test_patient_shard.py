@@ -6,7 +6,6 @@ import dataclasses
 
 import pickle
 
-import pytest
 
 from vitalstream.model import Alert, Reading, WindowAggregate
 from vitalstream.operators.clock import FakeClock
