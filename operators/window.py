@@ -121,11 +121,6 @@ class WindowLogic:
         self.aggregator.aggregate(st, r.value, r.event_ns)
         return True
 
-    def is_duplicate(self, r: Reading) -> bool:
-        """Already aggregated (same device, signal and event time) in an open window."""
-        seen = self.state.seen.get((r.device, r.signal, self.cfg.window_start(r.event_ns)))
-        return seen is not None and r.event_ns in seen
-
     def next_close_ns(self) -> int | None:
         """Event time at which the earliest open window closes."""
         if not self.state.open:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Protocol
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -34,7 +34,9 @@ from vitalstream.stream.ingest import Ingest
 Receiver = Callable[[int, int], "ReceiverLike"]
 
 
-class ReceiverLike:  # what a source partition needs from a transport
+class ReceiverLike(Protocol):
+    """What a source partition needs from a transport (MqttReceiver, ListReceiver)."""
+
     def start(self) -> None: ...
     def drain(self, max_items: int) -> list[Message]: ...
     def stop(self) -> None: ...
