@@ -50,7 +50,7 @@ def _on_usr1(measure: Callable[[], dict]) -> None:
 
 
 def run_vitalstream(cfg: dict) -> dict:
-    from vitalstream import config
+    from vitalstream.stream import settings as config
     from vitalstream.stream.app import Pipeline
 
     settings = config.load(env={}, overrides={

@@ -2,6 +2,6 @@
 
 import sys
 
-from vitalstream.cli import main
+from vitalstream.stream.cli import main
 
 sys.exit(main())

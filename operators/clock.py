@@ -11,45 +11,12 @@ windows of a silent patient still close (the same rule as bytewax's EventClock).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable
 
+from vitalstream.clock import Clock, FakeClock, SystemClock
 
-class Clock(Protocol):
-    def now_ns(self) -> int: ...
-
-
-class SystemClock:
-    """Wall-clock time in integer nanoseconds (UTC epoch)."""
-
-    def now_ns(self) -> int:
-        return time.time_ns()
-
-
-class FakeClock:
-    """A clock that moves only when told to.
-
-    >>> c = FakeClock(1_000)
-    >>> c.advance(500); c.now_ns()
-    1500
-    """
-
-    def __init__(self, start_ns: int = 0) -> None:
-        self._now = start_ns
-
-    def now_ns(self) -> int:
-        return self._now
-
-    def advance(self, delta_ns: int) -> None:
-        if delta_ns < 0:
-            raise ValueError("a clock does not go backwards")
-        self._now += delta_ns
-
-    def set(self, now_ns: int) -> None:
-        if now_ns < self._now:
-            raise ValueError("a clock does not go backwards")
-        self._now = now_ns
+__all__ = ["Clock", "EventClock", "EventClockState", "FakeClock", "FrontierClock", "SystemClock"]
 
 
 @dataclass

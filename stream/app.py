@@ -19,7 +19,7 @@ from typing import Callable
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
-from vitalstream.config import NS, Settings, rules_document
+from vitalstream.stream.settings import NS, Settings, rules_document
 from vitalstream.connectors.mqtt import MqttConfig, MqttReceiver
 from vitalstream.model import Alert
 from vitalstream.operators.dedup import Dedup, LockedDedup

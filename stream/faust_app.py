@@ -25,7 +25,7 @@ from typing import Callable
 
 import faust
 
-from vitalstream.config import NS, Settings
+from vitalstream.stream.settings import NS, Settings
 from vitalstream.model import Message, Quality, Reading
 from vitalstream.operators.clock import Clock, SystemClock
 from vitalstream.operators.dedup import Dedup

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from vitalstream.config import NS, Settings
+from vitalstream.stream.settings import NS, Settings
 from vitalstream.connectors.omh import import_file as read_omh
 from vitalstream.model import DeadLetter, Reading
 from vitalstream.operators.clock import FakeClock

@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import redis
-from vitalstream.config import NS, Settings
+from vitalstream.stream.settings import NS, Settings
 from vitalstream.connectors.registry import DeviceRegistry, RegistryResolver
 from vitalstream.errors import DecodeError, VitalstreamError
 from vitalstream.model import Message, Quality, RawReading

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 
-from vitalstream.config import load
+from vitalstream.stream.settings import load
 from vitalstream.model import Message
 from vitalstream.operators.anomaly.stage import PatientScore
 from vitalstream.operators.normalise import Normaliser

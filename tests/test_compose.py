@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from vitalstream.config import load
+from vitalstream.stream.settings import load
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -35,8 +35,8 @@ from vitalstream.stream.app import patient_flow
 from vitalstream.stream.ingest import Ingest
 from vitalstream.stream.quarantine import replay_quarantine
 from vitalstream.stream.reference import run_reference
-from vitalstream.testing.harness import PipelineRun, settings_for
-from vitalstream.testing.services import VictoriaMetrics
+from vitalstream.stream.bounded import PipelineRun, settings_for
+from vitalstream.stream.embedded.services import VictoriaMetrics
 
 NS = 1_000_000_000
 MS = 1_000_000

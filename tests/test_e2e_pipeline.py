@@ -20,8 +20,8 @@ import redis
 
 from vitalstream.simulators.publisher import publish
 from vitalstream.simulators.scenario import Scenario
-from vitalstream.testing.harness import PipelineRun, settings_for
-from vitalstream.testing.services import VictoriaMetrics
+from vitalstream.stream.bounded import PipelineRun, settings_for
+from vitalstream.stream.embedded.services import VictoriaMetrics
 
 MS = 1_000_000
 MIN_NS = 60_000_000_000

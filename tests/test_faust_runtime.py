@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import json
 
-from vitalstream.config import load
+from vitalstream.stream.settings import load
 from vitalstream.model import Alert, Message, WindowAggregate
 from vitalstream.operators.clock import FakeClock
 from vitalstream.simulators.scenario import Scenario

@@ -28,8 +28,8 @@ from vitalstream.simulators.scenario import OutMessage
 from vitalstream.sinks.influx import InfluxWriter
 from vitalstream.sinks.redis_streams import RedisOutreach
 from vitalstream.stream.store import OutcomeWriter
-from vitalstream.testing.harness import PipelineRun, settings_for
-from vitalstream.testing.services import VictoriaMetrics
+from vitalstream.stream.bounded import PipelineRun, settings_for
+from vitalstream.stream.embedded.services import VictoriaMetrics
 
 OMH = Path(os.environ.get(ENV_VAR) or
            Path(__file__).resolve().parents[2] / "shared/reference/openmhealth/schema/omh").parent.parent

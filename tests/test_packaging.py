@@ -48,7 +48,7 @@ def test_wheel_holds_every_module_under_the_vitalstream_namespace_only(wheel):
     assert "vitalstream/data/rules-default.yaml" in names
     entry = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "vitalstream = vitalstream.cli:main" in entry
+    assert "vitalstream = vitalstream.stream.cli:main" in entry
 
 
 def test_wheel_install_imports_outside_the_repo(wheel, tmp_path):
@@ -57,7 +57,7 @@ def test_wheel_install_imports_outside_the_repo(wheel, tmp_path):
                     str(target), str(wheel)], check=True, capture_output=True)
     code = ("import vitalstream, vitalstream.operators.window as w, vitalstream.stream.ingest, "
             "vitalstream.connectors.codecs, vitalstream.sinks.lineproto, vitalstream.simulators.scenario;"
-            "from vitalstream.config import rules_document, Settings;"
+            "from vitalstream.stream.settings import rules_document, Settings;"
             "print(vitalstream.__file__); print(len(rules_document(Settings())['rules']))")
     env = {**os.environ, "PYTHONPATH": str(target)}
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,

@@ -220,7 +220,7 @@ def test_registry_agrees_with_a_naive_model_of_the_overlap_rule(redis_client, op
 
 
 def test_cli_assign_reassign_history_and_list(redis_server, redis_client, capsys):
-    from vitalstream.cli import main
+    from vitalstream.stream.cli import main
 
     common = ["--redis-url", redis_server.url, "--registry-prefix", "cli"]
     assert main(["devices", "assign", "aa:bb:cc:dd:ee:01", "p1", "--start",

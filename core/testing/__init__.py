@@ -1,8 +1,13 @@
-"""Test support that ships with the package: services on free ports, a pipeline
-harness, and the location of the shared reference data."""
+"""Test doubles that ship with the package, so tests do not copy them: the fake clock
+and the location of the shared reference data. (Private service processes are product
+code, in ``vitalstream.stream.embedded``; the bounded pipeline run is ``vitalstream.stream.bounded``.)"""
 
 import os
 from pathlib import Path
+
+from vitalstream.clock import FakeClock
+
+__all__ = ["FakeClock", "shared_dir"]
 
 
 def shared_dir() -> Path:

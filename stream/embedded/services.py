@@ -337,4 +337,4 @@ class RedisServer(Service):
 
 
 # The stores (VictoriaMetrics, InfluxDB 1.x) live in stores.py; kept importable from here.
-from vitalstream.testing.stores import InfluxDB1, VictoriaMetrics  # noqa: E402,F401
+from vitalstream.stream.embedded.stores import InfluxDB1, VictoriaMetrics  # noqa: E402,F401

@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict
 from datetime import datetime
 
-from vitalstream import config as config_mod
+from vitalstream.stream import settings as config_mod
 from vitalstream.errors import ConfigError
 from vitalstream.model import from_datetime, to_datetime
 

@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from vitalstream import config
-from vitalstream.config import Settings
+from vitalstream.stream import settings as config
+from vitalstream.stream.settings import Settings
 from vitalstream.errors import VitalstreamError
 from vitalstream.stream.app import Pipeline
 

@@ -11,7 +11,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Iterable
 
-from vitalstream.testing.services import Service, ServiceError, ServiceTimeout, free_port
+from vitalstream.stream.embedded.services import Service, ServiceError, ServiceTimeout, free_port
 
 class VictoriaMetrics(Service):
     """VictoriaMetrics single node: InfluxDB line protocol in, JSON-lines export out.

@@ -20,10 +20,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from vitalstream import config
+from vitalstream.stream import settings as config
 from vitalstream.model import Alert, to_datetime
 from vitalstream.signals import spec
-from vitalstream.testing.harness import PipelineRun, settings_for
+from vitalstream.stream.bounded import PipelineRun, settings_for
 
 _print_lock = threading.Lock()
 
@@ -46,7 +46,7 @@ def _services(args: argparse.Namespace, stack: ExitStack, workdir: Path):
         s = config.load(overrides={("mqtt", "url"): args.mqtt_url, ("redis", "url"): args.redis_url,
                                    ("influx", "url"): args.influx_url})
         return s.mqtt.url, s.redis.url, s.influx.url
-    from vitalstream.testing.services import Mosquitto, RedisServer, VictoriaMetrics
+    from vitalstream.stream.embedded.services import Mosquitto, RedisServer, VictoriaMetrics
 
     _say(f"starting mosquitto, redis-server and victoria-metrics under {workdir}/ ...")
     mq = stack.enter_context(Mosquitto(workdir / "mosquitto"))
@@ -73,7 +73,7 @@ def run_demo(args: argparse.Namespace) -> int:
         _say(f"simulating {args.patients} patients, {event_s / 60:.0f} min of physiology in "
              f"{args.duration:.0f} s (x{args.time_scale:g}), mixed JSON/SenML, QoS 1")
         sim = subprocess.Popen(
-            [sys.executable, "-m", "vitalstream.cli", "simulate", "--patients", str(args.patients),
+            [sys.executable, "-m", "vitalstream", "simulate", "--patients", str(args.patients),
              "--duration", str(event_s), "--time-scale", str(args.time_scale), "--codec", "mixed",
              "--seed", str(args.seed), "--ground-truth", str(truth_path), "--mqtt-url", mqtt_url,
              "--no-progress"], stdout=subprocess.PIPE, text=True)

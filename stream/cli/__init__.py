@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from vitalstream import config as config_mod
+from vitalstream.stream import settings as config_mod
 from vitalstream.errors import VitalstreamError
 
 _SERVICE_OPTS = [
@@ -69,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_faust(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from vitalstream.config import NS
+    from vitalstream.stream.settings import NS
     from vitalstream.sinks.influx import InfluxWriter
     from vitalstream.sinks.redis_streams import RedisOutreach
     from vitalstream.stream.faust_app import FaustRuntime
@@ -87,7 +87,7 @@ def _run_faust(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from vitalstream.demo import run_demo
+    from vitalstream.stream.cli.demo import run_demo
 
     return run_demo(args)
 
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_service_opts(im)
     im.set_defaults(func=cmd_import)
 
-    from vitalstream.devices_cli import add_device_commands
+    from vitalstream.stream.cli.devices import add_device_commands
 
     add_device_commands(sub)
     return p
