@@ -31,7 +31,7 @@ from anomaly_nab import run_nab  # noqa: E402
 from anomaly_scenarios import S, PatientStream, challenge, mimic, simulator, synthetic  # noqa: E402
 from anomaly_scoring import SustainedAlerts, evaluate  # noqa: E402
 
-from vitalstream.model import Quality, WindowAggregate  # noqa: E402
+from vitalstream.model import Quality, WindowAggregate, vital_stats  # noqa: E402
 from vitalstream.operators.anomaly import (Context, EwZScore, HalfSpaceTreesScore,  # noqa: E402
                                            PatientAnomalyLogic, RollingQuantileScore,
                                            deep_sizeof)
@@ -87,8 +87,8 @@ def aggregates(ps: PatientStream) -> list[WindowAggregate]:
     out = []
     for (w, sig), vs in sorted(acc.items(), key=lambda kv: (kv[0][0], kv[0][1] != "steps")):
         out.append(WindowAggregate(ps.patient, type(ps.readings[0].signal)(sig), w * WINDOW_NS,
-                                   (w + 1) * WINDOW_NS, len(vs), min(vs), max(vs),
-                                   sum(vs) / len(vs), vs[-1]))
+                                   (w + 1) * WINDOW_NS,
+                                   vital_stats(len(vs), min(vs), max(vs), sum(vs) / len(vs), vs[-1])))
     return out
 
 

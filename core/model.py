@@ -1,32 +1,23 @@
 """Records that flow through the pipeline.
 
 Times are integer nanoseconds since the Unix epoch, UTC (``*_ns``): exact, cheap
-to compare, and what InfluxDB stores. ``to_datetime`` gives an aware UTC view.
+to compare, and what InfluxDB stores. ``to_datetime`` gives an aware UTC view
+(``vitalstream.timeutil``).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from enum import IntFlag
 
 from vitalstream.signals import Signal
 
+# Kept importable from here: the time helpers live in vitalstream.timeutil, next to
+# the one ISO-8601 parser.
+from vitalstream.timeutil import from_datetime, to_datetime  # noqa: F401
+
 NS_PER_S = 1_000_000_000
-
-
-def to_datetime(ns: int) -> datetime:
-    """Aware UTC datetime of an integer-nanosecond timestamp (microsecond precision)."""
-    return datetime.fromtimestamp(ns // 1000 / 1e6, tz=timezone.utc)
-
-
-def from_datetime(dt: datetime) -> int:
-    """Integer nanoseconds of an aware datetime; naive datetimes are refused."""
-    if dt.tzinfo is None:
-        raise ValueError("naive datetime: attach a time zone before converting")
-    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
 
 
 class Quality(IntFlag):
@@ -75,21 +66,50 @@ class Reading:
     def dedup_key(self) -> tuple[str, str, int]:
         return (self.device, self.signal.value, self.event_ns)
 
+    def __deepcopy__(self, memo: dict) -> "Reading":
+        return self  # immutable: snapshots share it
+
 
 @dataclass(slots=True)
 class WindowAggregate:
-    """Aggregate of one signal of one patient over the event-time window [start_ns, end_ns)."""
+    """Aggregates of one signal of one patient over the event-time window [start_ns, end_ns).
+
+    ``values`` maps aggregator name to result (``count``, ``min``, ``max``,
+    ``mean``, ``last`` by default; a window configured with more aggregators
+    carries more). The usual ones are also attributes.
+    """
 
     patient: str
     signal: Signal
     start_ns: int
     end_ns: int
-    count: int
-    min: float
-    max: float
-    mean: float
-    last: float
+    values: dict[str, float]
     device: str = ""
+
+    @property
+    def count(self) -> int:
+        return int(self.values["count"])
+
+    @property
+    def min(self) -> float:
+        return self.values["min"]
+
+    @property
+    def max(self) -> float:
+        return self.values["max"]
+
+    @property
+    def mean(self) -> float:
+        return self.values["mean"]
+
+    @property
+    def last(self) -> float:
+        return self.values["last"]
+
+
+def vital_stats(count: int, min_: float, max_: float, mean: float, last: float) -> dict[str, float]:
+    """The default aggregates as a ``WindowAggregate.values`` mapping."""
+    return {"count": count, "min": min_, "max": max_, "mean": mean, "last": last}
 
 
 class AlertState:
@@ -120,6 +140,9 @@ class Alert:
     episode_start_ns: int
     seq: int = 0  # 0 for firing, 1.. for re-alerts, then resolved
     message: str = ""
+
+    def __deepcopy__(self, memo: dict) -> "Alert":
+        return self  # immutable: snapshots share it
 
     @property
     def event_id(self) -> str:

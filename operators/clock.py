@@ -5,8 +5,10 @@ pass ``SystemClock``; tests pass ``FakeClock`` and move time by hand, so a
 window that must close "when the patient goes silent" is tested in microseconds.
 
 ``EventClock`` is the watermark source used by windows and rules: event time
-advances with the newest event seen and, between events, with wall time, so
-windows of a silent patient still close (the same rule as bytewax's EventClock).
+advances with the newest event seen and, between events, with the runtime's
+clock, so windows of a silent patient still close (the same rule as bytewax's
+EventClock). Neither clock here reads the system clock: the runtime hands its
+time in, which is what makes operators replayable.
 """
 
 from __future__ import annotations
@@ -27,32 +29,33 @@ class EventClockState:
 
 
 class EventClock:
-    """Event-time "now": newest event time seen, plus wall time elapsed since it arrived.
+    """Event-time "now": newest event time seen, plus runtime-clock time elapsed since it arrived.
 
-    The wall time of an observation is the reading's *receive* time when the
-    caller passes it: a reading that waited in a queue behind a backlog did not
-    arrive late, and must not be judged by when it was processed.
+    It never reads a clock: the caller passes the runtime clock's time (``wall_ns``),
+    normally the reading's *receive* time, because a reading that waited in a queue
+    behind a backlog did not arrive late and must not be judged by when it was
+    processed. Without a wall time (``None``) no time is taken to have passed.
 
-    >>> wall = FakeClock(0)
-    >>> ec = EventClock(wall)
-    >>> ec.observe(10_000); ec.now_ns()
+    >>> ec = EventClock()
+    >>> ec.observe(10_000, wall_ns=0); ec.now_ns(0)
     10000
-    >>> wall.advance(5); ec.now_ns()   # silence: event time moves with the wall
+    >>> ec.now_ns(5)                  # silence: event time moves with the runtime clock
     10005
-    >>> ec.observe(9_000); ec.now_ns()  # an older event does not move it back
+    >>> ec.observe(9_000, wall_ns=5); ec.now_ns(5)   # an older event does not move it back
     10005
-    >>> ec.observe(10_006, wall_ns=3); ec.now_ns(wall_ns=3)  # received at 3, processed at 5
+    >>> ec.observe(10_006, wall_ns=3); ec.now_ns(3)  # received at 3, processed later
     10006
+    >>> ec.wall_time_of(10_020)       # when now_ns reaches 10_020 if nothing newer comes
+    17
     """
 
-    def __init__(self, wall: Clock, state: EventClockState | None = None) -> None:
-        self.wall = wall
-        self.state = state or EventClockState()
+    def __init__(self, state: EventClockState | None = None) -> None:
+        self.state = state if state is not None else EventClockState()
 
     def observe(self, event_ns: int, wall_ns: int | None = None) -> None:
         st = self.state
         if wall_ns is None:
-            wall_ns = self.wall.now_ns()
+            wall_ns = st.wall_at_max_ns
         # Re-anchor on every newer event, not only on events ahead of "now": a patient
         # whose readings are processed slower than real time would otherwise see its
         # clock run ahead of its own data (``now_ns`` stays monotonic either way).
@@ -68,7 +71,7 @@ class EventClock:
         if st.max_event_ns is None:
             return None
         if wall_ns is None:
-            wall_ns = self.wall.now_ns()
+            wall_ns = st.wall_at_max_ns
         now = st.max_event_ns + max(0, wall_ns - st.wall_at_max_ns)
         if st.last_now_ns is not None and now < st.last_now_ns:
             return st.last_now_ns
@@ -77,11 +80,13 @@ class EventClock:
         return now
 
     def wall_time_of(self, event_ns: int) -> int | None:
-        """Wall time at which ``now_ns()`` will reach ``event_ns`` if nothing newer arrives."""
-        now = self.now_ns()
-        if now is None:
+        """Runtime-clock time at which ``now_ns()`` reaches ``event_ns`` if nothing newer arrives."""
+        st = self.state
+        if st.max_event_ns is None:
             return None
-        return self.wall.now_ns() + max(0, event_ns - now)
+        if st.last_now_ns is not None and st.last_now_ns >= event_ns:
+            return st.wall_at_max_ns  # already reached: due at once
+        return st.wall_at_max_ns + max(0, event_ns - st.max_event_ns)
 
     def snapshot(self) -> EventClockState:
         st = self.state
@@ -89,7 +94,7 @@ class EventClock:
 
 
 class FrontierClock:
-    """Wall time as far as the data has got: the newest receive time seen, or the
+    """Runtime time as far as the data has got: the newest receive time seen, or the
     system time less ``idle_grace_ns``, whichever is later.
 
     Under a backlog the newest receive time lags the system clock, so timers do
@@ -97,11 +102,18 @@ class FrontierClock:
     input is idle, time still moves (``idle_grace_ns`` late). A runtime that can
     tell that its sources have nothing queued passes ``caught_up``: then the
     system time counts at once, so a sparse stream's alerts are not held back.
+    It is given the system time (``system_ns``); it never reads a clock.
+
+    >>> f = FrontierClock(idle_grace_ns=30)
+    >>> f.saw(100); f.now_ns(system_ns=110)     # backlog: the data's frontier
+    100
+    >>> f.now_ns(system_ns=200)                 # idle: system time, 30 late
+    170
+    >>> f.to_system(180, system_ns=200)         # frontier 180 is reached at system 210
+    210
     """
 
-    def __init__(self, system: Clock, idle_grace_ns: int = 0,
-                 caught_up: Callable[[], bool] | None = None) -> None:
-        self.system = system
+    def __init__(self, idle_grace_ns: int = 0, caught_up: Callable[[], bool] | None = None) -> None:
         self.idle_grace_ns = idle_grace_ns
         self.caught_up = caught_up
         self.frontier_ns: int | None = None
@@ -110,13 +122,13 @@ class FrontierClock:
         if self.frontier_ns is None or recv_ns > self.frontier_ns:
             self.frontier_ns = recv_ns
 
-    def now_ns(self) -> int:
-        sys_ns = self.system.now_ns()
+    def now_ns(self, system_ns: int) -> int:
+        sys_ns = system_ns
         if self.caught_up is None or not self.caught_up():
             sys_ns -= self.idle_grace_ns
         f = self.frontier_ns
         return sys_ns if f is None or sys_ns > f else f
 
-    def to_system(self, wall_ns: int) -> int:
+    def to_system(self, wall_ns: int, system_ns: int) -> int:
         """The system time at which this clock reaches ``wall_ns`` (timers of a runtime)."""
-        return wall_ns + (self.system.now_ns() - self.now_ns())
+        return wall_ns + (system_ns - self.now_ns(system_ns))

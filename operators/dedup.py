@@ -14,7 +14,11 @@ Two different readings colliding is a ~1e-13 event per lookup at that size.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+
+from vitalstream.model import Reading
+from vitalstream.operators.contract import RETAIN, Emit, Stateless, snapshot_of
 
 Key = tuple[str, str, int]
 
@@ -26,12 +30,15 @@ class Dedup:
     >>> d = Dedup(horizon_ns=10).build()
     >>> d.seen_before(("dev", "heart_rate", 100)), d.seen_before(("dev", "heart_rate", 100))
     (False, True)
+
+    As an operator (the contract of ``operators.contract``), it passes a reading
+    through once: ``on_item`` returns ``([reading], RETAIN)`` or ``([], RETAIN)``.
     """
 
     horizon_ns: int = 120 * 1_000_000_000
     bucket_ns: int = 10 * 1_000_000_000
 
-    def build(self, resume_state: "DedupState | None" = None) -> "DedupLogic":
+    def build(self, resume_state: "DedupState | None" = None, *, key: str = "") -> "DedupLogic":
         return DedupLogic(self, resume_state or DedupState())
 
 
@@ -41,7 +48,7 @@ class DedupState:
     max_event_ns: int | None = None
 
 
-class DedupLogic:
+class DedupLogic(Stateless["DedupState"]):
     def __init__(self, cfg: Dedup, state: DedupState) -> None:
         self.cfg = cfg
         self.state = state
@@ -71,19 +78,20 @@ class DedupLogic:
             for b in [b for b in st.buckets if b < oldest]:
                 del st.buckets[b]
 
+    def on_item(self, r: Reading) -> Emit:
+        return ([] if self.seen_before(r.dedup_key()) else [r]), RETAIN
+
     def __len__(self) -> int:
         return sum(len(v) for v in self.state.buckets.values())
 
     def snapshot(self) -> DedupState:
-        return DedupState({b: set(k) for b, k in self.state.buckets.items()}, self.state.max_event_ns)
+        return snapshot_of(self.state)
 
 
 class LockedDedup:
     """One ``DedupLogic`` shared by several threads (bytewax workers of one process)."""
 
     def __init__(self, logic: DedupLogic) -> None:
-        import threading
-
         self.logic = logic
         self._lock = threading.Lock()
 

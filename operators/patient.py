@@ -1,4 +1,4 @@
-"""Everything stateful that happens to one patient: windows, rules (and anomaly scores).
+"""Everything stateful that happens to one patient: windows, rules and anomaly scores.
 
 Each patient has its own event clock, so results do not depend on which other
 patients share a worker: the same readings give the same aggregates and alerts
@@ -9,6 +9,11 @@ statement about event time), so readings wait in a small reorder buffer until
 the patient's clock is ``rule_delay`` past them. That delay bounds alert
 latency; a reading arriving later than that still reaches the store and its
 window, but cannot rewrite alert history and is counted as late for rules.
+
+A patient silent for ``evict_after_ns`` of runtime time is evicted: every
+window still open is closed and written, the reorder buffer is released, and
+the logic answers ``DISCARD``. Its anomaly baselines are not lost: the host
+keeps them (``PatientHost``) and a returning patient resumes from them.
 """
 
 from __future__ import annotations
@@ -18,26 +23,28 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from vitalstream.model import Alert, Reading, WindowAggregate
-from vitalstream.operators.clock import Clock, EventClock, EventClockState
-from vitalstream.operators.rules import RuleLogic, RuleSet, RuleState
+from vitalstream.operators.clock import EventClock, EventClockState
+from vitalstream.operators.contract import DISCARD, RETAIN, Emit, earliest, snapshot_of
+from vitalstream.operators.rules import RuleSet, RuleState
 from vitalstream.operators.window import TumblingWindow, WindowState
 
 Output = Union[WindowAggregate, Alert, Reading]
 NS = 1_000_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PatientFlow:
-    """Config of the per-patient stage: windows, rules, reorder delay and detectors."""
+    """Config of the per-patient stage: windows, rules, reorder delay, detectors, eviction."""
 
     window: TumblingWindow = TumblingWindow()
     rules: RuleSet = RuleSet(())
     rule_delay_ns: int = 2 * NS
-    anomaly: Any = None  # e.g. operators.anomaly.stage.AnomalyStage: .build(patient, state)
+    anomaly: Any = None  # e.g. operators.anomaly.stage.AnomalyStage: .build(state, key=patient)
+    evict_after_ns: int | None = 24 * 3600 * NS  # None: never
 
-    def build(self, patient: str, wall: Clock,
-              resume_state: "PatientState | None" = None) -> "PatientLogic":
-        return PatientLogic(self, patient, wall, resume_state)
+    def build(self, resume_state: "PatientState | None" = None, *,
+              key: str = "") -> "PatientLogic":
+        return PatientLogic(self, key, resume_state)
 
 
 @dataclass
@@ -48,27 +55,29 @@ class PatientState:
     pending: list = field(default_factory=list)  # heap of (event_ns, signal, device, value, reading)
     pending_keys: set = field(default_factory=set)  # (event_ns, signal, device) in `pending`
     anomaly: Any = None
-    late_window: int = 0
     late_rules: int = 0
     last_recv_ns: int = 0  # newest receive time seen: restores the host's frontier on resume
+    last_seen_ns: int = 0  # runtime time of the latest reading: eviction counts from it
 
 
 class PatientLogic:
-    def __init__(self, cfg: PatientFlow, patient: str, wall: Clock,
-                 state: PatientState | None = None) -> None:
+    def __init__(self, cfg: PatientFlow, patient: str, state: PatientState | None = None) -> None:
         st = state or PatientState()
         self.cfg = cfg
         self.patient = patient
         self.state = st
-        self.clock = EventClock(wall, st.clock)
-        self.window = cfg.window.build(patient, st.window)
+        self.clock = EventClock(st.clock)
+        self.window = cfg.window.build(st.window, key=patient, clock=self.clock)
         if not st.rules:
             st.rules = [RuleState() for _ in cfg.rules.rules]
-        self.rules = [RuleLogic(r, patient, s) for r, s in zip(cfg.rules.rules, st.rules)]
+        self.rules = [r.build(s, key=patient) for r, s in zip(cfg.rules.rules, st.rules)]
         self._rules_for = cfg.rules.by_signal()
-        self.anomaly = cfg.anomaly.build(patient, st.anomaly) if cfg.anomaly is not None else None
+        self.anomaly = (cfg.anomaly.build(st.anomaly, key=patient)
+                        if cfg.anomaly is not None else None)
 
-    def on_item(self, r: Reading) -> list[Output]:
+    # -- the operator contract --
+
+    def on_item(self, r: Reading) -> Emit:
         st = self.state
         # Judged by when the reading was received, not when it was processed.
         at = r.recv_ns if r.recv_ns > 0 else None
@@ -76,8 +85,9 @@ class PatientLogic:
             st.last_recv_ns = r.recv_ns
         self.clock.observe(r.event_ns, at)
         now = self.clock.now_ns(at, commit=True)
-        if not self.window.on_item(r, now):
-            st.late_window += 1
+        st.last_seen_ns = max(st.last_seen_ns, at if at is not None else st.clock.wall_at_max_ns)
+        if not self.window.add(r, now):
+            self.window.state.late += 1
         if r.signal in self._rules_for or self.anomaly is not None:
             key = (r.event_ns, r.signal.value, r.device)
             if key in st.pending_keys:
@@ -91,22 +101,44 @@ class PatientLogic:
             else:
                 st.pending_keys.add(key)
                 heapq.heappush(st.pending, (*key, r.value, r))
-        return self.advance(now)
+        return self._advance(now), RETAIN
 
-    def advance(self, now: int | None = None, *, final: bool = False) -> list[Output]:
+    def on_notify(self, now_ns: int) -> Emit:
+        evict = self.cfg.evict_after_ns
+        if evict is not None and now_ns >= self.state.last_seen_ns + evict:
+            return self._advance(None, final=True), DISCARD
+        return self._advance(self.clock.now_ns(now_ns, commit=True)), RETAIN
+
+    def notify_at(self) -> int | None:
+        """Runtime time at which ``on_notify`` has something to do if no reading arrives."""
+        due = earliest(self.window.next_close_ns(),
+                       self.state.pending[0][0] + self.cfg.rule_delay_ns
+                       if self.state.pending else None)
+        evict = self.cfg.evict_after_ns
+        return earliest(None if due is None else self.clock.wall_time_of(due),
+                        None if evict is None else self.state.last_seen_ns + evict)
+
+    def on_eof(self) -> Emit:
+        """Bounded input has ended: release the buffer and close every window."""
+        return self._advance(None, final=True), RETAIN
+
+    def snapshot(self) -> PatientState:
+        return snapshot_of(self.state)
+
+    # -- internals --
+
+    def _advance(self, now: int | None, *, final: bool = False) -> list[Output]:
         """Release readings the rule delay has passed and close due windows."""
         st, out = self.state, []
-        if now is None:
-            now = self.clock.now_ns(commit=True)
-        if now is None:
+        if now is None and not final:
             return out
-        limit = now - self.cfg.rule_delay_ns
+        limit = None if final else now - self.cfg.rule_delay_ns
         pending = st.pending
         while pending and (final or pending[0][0] <= limit):
             item = heapq.heappop(pending)
             st.pending_keys.discard(item[:3])
             out.extend(self._evaluate(item[4]))
-        closed = self.window.close_due(now, all_=final)
+        closed = self.window.close_due(0 if now is None else now, all_=final)
         if closed:
             out.extend(closed)
             if self.anomaly is not None:
@@ -126,21 +158,10 @@ class PatientLogic:
             out.extend(self.rules[i].on_reading(r))
         return out
 
-    def next_wall_ns(self) -> int | None:
-        """Wall time at which ``advance`` has something to do if no reading arrives."""
-        deadlines = []
-        close = self.window.next_close_ns()
-        if close is not None:
-            deadlines.append(close)
-        if self.state.pending:
-            deadlines.append(self.state.pending[0][0] + self.cfg.rule_delay_ns)
-        if not deadlines:
-            return None
-        return self.clock.wall_time_of(min(deadlines))
+    @property
+    def late_window(self) -> int:
+        return self.window.state.late
 
-    def snapshot(self) -> PatientState:
-        st = self.state
-        return PatientState(self.clock.snapshot(), self.window.snapshot(),
-                            [r.snapshot() for r in self.rules], list(st.pending), set(st.pending_keys),
-                            self.anomaly.snapshot() if self.anomaly is not None else None,
-                            st.late_window, st.late_rules, st.last_recv_ns)
+    def baseline(self) -> Any:
+        """What survives eviction: the anomaly detectors' state (None without detectors)."""
+        return None if self.anomaly is None else self.anomaly.snapshot()

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable
 
 from vitalstream.errors import ConfigError
 from vitalstream.model import Alert, AlertState, Quality, Reading, alert_id
+from vitalstream.operators.contract import RETAIN, Emit, Stateless, snapshot_of
 from vitalstream.signals import Signal
 
 NS = 1_000_000_000
@@ -59,6 +60,10 @@ class Rule:
     @property
     def signals(self) -> frozenset[Signal]:
         return frozenset(c.signal for c in self.conditions)
+
+    def build(self, resume_state: "RuleState | None" = None, *, key: str = "") -> "RuleLogic":
+        """The rule for one patient (``key``)."""
+        return RuleLogic(self, key, resume_state)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Rule":
@@ -100,10 +105,13 @@ class RuleState:
     seq: int = 0
     latest: dict[Signal, tuple[float, int]] = field(default_factory=dict)
     recent: deque | None = None  # (crossing, event_ns) for n_of_m; an empty deque costs ~600 B
+    out_of_order: int = 0  # readings older than the last one seen: ignored
 
 
-class RuleLogic:
-    """One rule for one patient. Feed readings in event-time order."""
+class RuleLogic(Stateless[RuleState]):
+    """One rule for one patient. Readings must come in event-time order (the patient's
+    reorder buffer sees to it); one older than the last seen is ignored and counted
+    in ``state.out_of_order``, so history is never rewritten."""
 
     def __init__(self, rule: Rule, patient: str, state: RuleState | None = None) -> None:
         self.rule = rule
@@ -133,11 +141,17 @@ class RuleLogic:
             value, threshold = r.value, c0.threshold
         return agg(cross), agg(hold), value, threshold
 
+    def on_item(self, r: Reading) -> Emit:
+        return self.on_reading(r), RETAIN
+
     def on_reading(self, r: Reading) -> list[Alert]:
         if r.quality & _SKIP or r.signal not in self.rule.signals:
             return []
         st, rule = self.state, self.rule
         t = r.event_ns
+        if st.last_ns is not None and t < st.last_ns:
+            st.out_of_order += 1
+            return []
         gap_broken = st.last_ns is not None and t - st.last_ns > rule.max_gap_s * NS
         st.last_ns = t
         st.latest[r.signal] = (r.value, t)
@@ -191,9 +205,7 @@ class RuleLogic:
                      rule.message)
 
     def snapshot(self) -> RuleState:
-        st = self.state
-        return RuleState(st.phase, st.since_ns, st.last_ns, st.notified_ns, st.seq,
-                         dict(st.latest), None if st.recent is None else deque(st.recent))
+        return snapshot_of(self.state)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,17 +4,31 @@ Runtimes key readings by shard, not by patient: a bytewax or faust step then
 holds a few shard states instead of one per patient, and only the patients
 whose deadlines are due are touched when time passes (a scan of every key on
 every wake-up is what makes naive per-key event-time windows slow).
+
+The host is itself an operator under the contract (``PatientHost.build(state,
+key=shard)``): ``on_notify(now_ns)`` takes the runtime's system time and
+``notify_at()`` answers in it. Patients' clocks move between readings with
+the data's frontier, not with processing time (see ``FrontierClock``).
+
+Eviction: a patient a ``PatientLogic`` discards (silent for ``evict_after``)
+leaves the host; its anomaly baselines stay, compact, in ``dormant`` for
+``baseline_ttl_ns`` and seed the patient's logic when they return. After that
+the patient's detectors restart from population priors.
 """
 
 from __future__ import annotations
 
 import heapq
 import zlib
-from typing import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
 
 from vitalstream.model import Reading
-from vitalstream.operators.clock import Clock, FrontierClock
+from vitalstream.operators.clock import FrontierClock
+from vitalstream.operators.contract import RETAIN, Emit, snapshot_of
 from vitalstream.operators.patient import Output, PatientFlow, PatientLogic, PatientState
+
+NS = 1_000_000_000
 
 
 def shard_of(patient: str, shards: int) -> str:
@@ -22,54 +36,65 @@ def shard_of(patient: str, shards: int) -> str:
     return str(zlib.crc32(patient.encode()) % shards)
 
 
+@dataclass(frozen=True)
+class PatientHost:
+    """Config: the per-patient flow, the idle grace of the frontier clock, baseline TTL.
+
+    ``caught_up`` (optional) tells whether the runtime's receive queues are empty.
+    """
+
+    flow: PatientFlow = PatientFlow()
+    idle_grace_ns: int = 0
+    baseline_ttl_ns: int = 30 * 86_400 * NS
+    caught_up: Callable[[], bool] | None = None
+
+    def build(self, resume_state: "HostState | None" = None, *, key: str = "") -> "ShardHost":
+        return ShardHost(self, resume_state)
+
+
+@dataclass
+class HostState:
+    patients: dict[str, PatientState] = field(default_factory=dict)
+    dormant: dict[str, tuple[int, Any]] = field(default_factory=dict)  # patient -> (since, baseline)
+    evicted: int = 0
+
+
 class ShardHost:
-    def __init__(self, flow: PatientFlow, wall: Clock,
-                 resume_state: dict[str, PatientState] | None = None, *,
-                 idle_grace_ns: int = 0, caught_up: Callable[[], bool] | None = None) -> None:
-        self.flow = flow
-        self.system = wall
-        # Patients' clocks move between readings with the data's frontier, not with
-        # processing time (see FrontierClock).
-        self.wall = FrontierClock(wall, idle_grace_ns, caught_up)
+    def __init__(self, cfg: PatientHost, resume_state: HostState | None = None) -> None:
+        self.cfg = cfg
+        self.flow = cfg.flow
+        st = resume_state or HostState()
+        self.state = st
+        self.frontier = FrontierClock(cfg.idle_grace_ns, cfg.caught_up)
         self.patients: dict[str, PatientLogic] = {}
         self._timers: list[tuple[int, str]] = []
         self._scheduled: dict[str, int] = {}
-        for patient, st in (resume_state or {}).items():
-            self.patients[patient] = flow.build(patient, self.wall, st)
-            if st.last_recv_ns:
-                self.wall.saw(st.last_recv_ns)  # the frontier survives a restart
+        for patient, pst in st.patients.items():
+            self.patients[patient] = self.flow.build(pst, key=patient)
+            if pst.last_recv_ns:
+                self.frontier.saw(pst.last_recv_ns)  # the frontier survives a restart
         for patient in self.patients:
             self._schedule(patient)
 
-    def _logic(self, patient: str) -> PatientLogic:
-        logic = self.patients.get(patient)
-        if logic is None:
-            logic = self.patients[patient] = self.flow.build(patient, self.wall)
-        return logic
+    # -- the operator contract --
 
-    def _schedule(self, patient: str) -> None:
-        due = self.patients[patient].next_wall_ns()
-        if due is None:
-            return
-        current = self._scheduled.get(patient)
-        if current is None or due < current:
-            self._scheduled[patient] = due
-            heapq.heappush(self._timers, (due, patient))
+    def on_item(self, r: Reading) -> Emit:
+        return self.on_batch([r])
 
-    def on_batch(self, readings: Iterable[Reading]) -> list[Output]:
+    def on_batch(self, readings: Iterable[Reading]) -> Emit:
         out: list[Output] = []
         touched = set()
         for r in readings:
-            self.wall.saw(r.recv_ns)
-            out.extend(self._logic(r.patient).on_item(r))
+            self.frontier.saw(r.recv_ns)
+            out.extend(self._logic(r.patient).on_item(r)[0])
             touched.add(r.patient)
         for p in touched:
             self._schedule(p)
-        return out
+        return out, RETAIN
 
-    def on_notify(self) -> list[Output]:
+    def on_notify(self, now_ns: int) -> Emit:
         out: list[Output] = []
-        now = self.wall.now_ns()
+        now = self.frontier.now_ns(now_ns)
         timers = self._timers
         done = []
         while timers and timers[0][0] <= now:
@@ -77,35 +102,78 @@ class ShardHost:
             if self._scheduled.get(patient) != due:
                 continue  # superseded by an earlier deadline that already ran
             del self._scheduled[patient]
-            out.extend(self.patients[patient].advance())
-            done.append(patient)
+            emitted, discard = self.patients[patient].on_notify(now)
+            out.extend(emitted)
+            if discard:
+                self._evict(patient, now)
+            else:
+                done.append(patient)
         for patient in done:
             # Rescheduled after the loop: a deadline that is still "now" waits for
             # the next call instead of spinning here.
             self._schedule(patient)
-        return out
+        return out, RETAIN
 
-    def on_eof(self) -> list[Output]:
+    def notify_at(self) -> int | None:
+        """System time of the next timer: a deadline on the frontier clock is reached
+        when the system time passes it by the idle grace (at once when caught up)."""
+        if not self._timers:
+            return None
+        caught_up = self.cfg.caught_up is not None and self.cfg.caught_up()
+        return self._timers[0][0] + (0 if caught_up else self.cfg.idle_grace_ns)
+
+    def on_eof(self) -> Emit:
         """Bounded input has ended: flush every buffer and close every window."""
         out: list[Output] = []
         for p in sorted(self.patients):
-            out.extend(self.patients[p].advance(final=True))
+            out.extend(self.patients[p].on_eof()[0])
         self._timers.clear()
         self._scheduled.clear()
-        return out
+        return out, RETAIN
 
-    def notify_at_ns(self) -> int | None:
-        """System time of the next timer (for runtimes that schedule on the system clock)."""
-        return self.wall.to_system(self._timers[0][0]) if self._timers else None
+    def snapshot(self) -> HostState:
+        self.state.patients = {p: logic.state for p, logic in self.patients.items()}
+        return snapshot_of(self.state)
+
+    # -- internals --
+
+    def _logic(self, patient: str) -> PatientLogic:
+        logic = self.patients.get(patient)
+        if logic is None:
+            resume = None
+            dormant = self.state.dormant.pop(patient, None)
+            if dormant is not None:
+                resume = PatientState(anomaly=dormant[1])
+            logic = self.patients[patient] = self.flow.build(resume, key=patient)
+        return logic
+
+    def _schedule(self, patient: str) -> None:
+        due = self.patients[patient].notify_at()
+        if due is None:
+            return
+        current = self._scheduled.get(patient)
+        if current is None or due < current:
+            self._scheduled[patient] = due
+            heapq.heappush(self._timers, (due, patient))
+
+    def _evict(self, patient: str, now: int) -> None:
+        logic = self.patients.pop(patient)
+        baseline = logic.baseline()
+        self.state.evicted += 1
+        # Expired baselines go when another patient leaves: evictions are rare, and
+        # the dormant set stays bounded by the patients the shard has known.
+        ttl = self.cfg.baseline_ttl_ns
+        dormant = self.state.dormant
+        for p in [p for p, (t, _) in dormant.items() if t + ttl <= now]:
+            del dormant[p]
+        if baseline is not None:
+            dormant[patient] = (now, baseline)
 
     @property
     def open_windows(self) -> int:
         return sum(len(p.window) for p in self.patients.values())
 
     def late_counts(self) -> tuple[int, int]:
-        w = sum(p.state.late_window for p in self.patients.values())
+        w = sum(p.late_window for p in self.patients.values())
         r = sum(p.state.late_rules for p in self.patients.values())
         return w, r
-
-    def snapshot(self) -> dict[str, PatientState]:
-        return {p: logic.snapshot() for p, logic in self.patients.items()}

@@ -19,15 +19,12 @@ from typing import Callable
 from bytewax.run import cli_main
 from bytewax.testing import run_main
 
-from vitalstream.stream.settings import NS, Settings, rules_document
 from vitalstream.connectors.mqtt import MqttConfig, MqttReceiver
 from vitalstream.model import Alert
-from vitalstream.operators.dedup import Dedup, LockedDedup
-from vitalstream.operators.normalise import Normaliser
-from vitalstream.operators.patient import PatientFlow
-from vitalstream.operators.rules import RuleSet
+from vitalstream.operators.dedup import LockedDedup
 from vitalstream.operators.shard import ShardHost
-from vitalstream.operators.window import TumblingWindow
+from vitalstream.stream import assembly
+from vitalstream.stream.settings import Settings
 from vitalstream.sinks.influx import InfluxWriter
 from vitalstream.sinks.metrics import Metrics
 from vitalstream.sinks.redis_streams import RedisOutreach
@@ -36,20 +33,6 @@ from vitalstream.stream.ingest import Ingest
 from vitalstream.stream.store import OutcomeWriter, ResultWriter
 
 log = logging.getLogger(__name__)
-
-
-def patient_flow(settings: Settings) -> PatientFlow:
-    p = settings.pipeline
-    doc = rules_document(settings)
-    anomaly = None
-    detectors = settings.detectors if settings.detectors is not None else doc.get("detectors")
-    if detectors:
-        from vitalstream.operators.anomaly.stage import AnomalyStage
-
-        anomaly = AnomalyStage.from_config(detectors)
-    return PatientFlow(
-        TumblingWindow(round(p.window_size_s * NS), round(p.allowed_lateness_s * NS)),
-        RuleSet.from_dicts(doc.get("rules", [])), round(p.rule_delay_s * NS), anomaly)
 
 
 class _StoppableReceiver:
@@ -142,20 +125,12 @@ class Pipeline:
         self.on_alert = on_alert
         self.live = Live()
         self.stop_event = threading.Event()
-        if patient_resolver is None and settings.pipeline.identity == "registry":
-            from vitalstream.connectors.registry import DeviceRegistry, RegistryResolver
-            from vitalstream.sinks.redis_streams import connect
-
-            patient_resolver = RegistryResolver(DeviceRegistry(connect(settings.redis.url)))
-        elif settings.pipeline.identity not in ("payload", "registry"):
-            from vitalstream.errors import ConfigError
-
-            raise ConfigError("config", None, "bad_identity", settings.pipeline.identity)
-        self.patient_resolver = patient_resolver
-        self.flow_cfg = patient_flow(settings)
+        self.patient_resolver = (patient_resolver if patient_resolver is not None
+                                 else assembly.resolver(settings))
+        self.host_cfg = assembly.patient_host(settings, caught_up=self._caught_up)
         # One dedup for every worker thread: with -w N a shared subscription spreads
         # a device's re-sends over the workers.
-        self._dedup = LockedDedup(Dedup(round(settings.pipeline.dedup_horizon_s * NS)).build())
+        self._dedup = LockedDedup(assembly.dedup(settings).build())
         self.metrics = Metrics()
         for key, (name, kind, text) in _METRICS.items():
             self.metrics.describe(name, kind, text)
@@ -189,17 +164,15 @@ class Pipeline:
 
     def _result_writer(self, index: int) -> ResultWriter:
         w = ResultWriter(self._influx(index, "results"), RedisOutreach(self.settings.redis),
-                         round(self.settings.pipeline.window_size_s * NS))
+                         assembly.window_size_ns(self.settings))
         w.on_alert = self.on_alert
         with self.live.lock:
             self.live.result_writers.append(w)
         return w
 
     def _ingest(self) -> Ingest:
-        p = self.settings.pipeline
-        skew = None if p.max_clock_skew_s is None else round(p.max_clock_skew_s * NS)
-        kwargs = {} if self.patient_resolver is None else {"patient_of": self.patient_resolver}
-        i = Ingest(Normaliser(skew), self._dedup, **kwargs)
+        i = assembly.ingest(self.settings, patient_of=self.patient_resolver,
+                            shared_dedup=self._dedup)
         with self.live.lock:
             self.live.ingests.append(i)
         return i
@@ -210,12 +183,10 @@ class Pipeline:
 
     def build(self):
         flow, _ = build_flow(ReceiverSource(self._receiver, self.idle_stop_s),
-                             self._ingest, self.flow_cfg, WriterSink(self._outcome_writer),
+                             self._ingest, self.host_cfg, WriterSink(self._outcome_writer),
                              WriterSink(self._result_writer), shards=self.settings.pipeline.shards,
                              on_host=self._on_host,
-                             eof_flush=lambda: not self.stop_event.is_set(),
-                             idle_grace_ns=round(self.settings.pipeline.idle_grace_s * NS),
-                             caught_up=self._caught_up)
+                             eof_flush=lambda: not self.stop_event.is_set())
         return flow
 
     def _recovery(self) -> dict:

@@ -26,9 +26,8 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from vitalstream.model import Message, Reading
-from vitalstream.operators.clock import Clock, SystemClock
-from vitalstream.operators.patient import PatientFlow, PatientState
-from vitalstream.operators.shard import ShardHost, shard_of
+from vitalstream.clock import Clock, SystemClock
+from vitalstream.operators.shard import HostState, PatientHost, ShardHost, shard_of
 from vitalstream.stream.ingest import Ingest
 
 Receiver = Callable[[int, int], "ReceiverLike"]
@@ -110,7 +109,9 @@ class WriterSink(DynamicSink):
         return _WriterPartition(self.factory(worker_index))
 
 
-class _ShardLogic(StatefulBatchLogic[Reading, object, dict]):
+class _ShardLogic(StatefulBatchLogic[Reading, object, HostState]):
+    """bytewax's side of the operator contract: the host gets the system time here."""
+
     def __init__(self, host: ShardHost, clock: Clock, on_host: Callable | None,
                  eof_flush: Callable[[], bool]) -> None:
         self.host = host
@@ -120,22 +121,22 @@ class _ShardLogic(StatefulBatchLogic[Reading, object, dict]):
             on_host(host)
 
     def on_batch(self, values: list[Reading]):
-        return self.host.on_batch(values), StatefulBatchLogic.RETAIN
+        return self.host.on_batch(values)[0], StatefulBatchLogic.RETAIN
 
     def on_notify(self):
-        return self.host.on_notify(), StatefulBatchLogic.RETAIN
+        return self.host.on_notify(self.clock.now_ns())[0], StatefulBatchLogic.RETAIN
 
     def on_eof(self):
         # A bounded input has ended: close everything. A stop request does not
         # force windows shut; they would be written half-full.
-        out = self.host.on_eof() if self.eof_flush() else []
+        out = self.host.on_eof()[0] if self.eof_flush() else []
         return out, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> Optional[datetime]:
-        due = self.host.notify_at_ns()
+        due = self.host.notify_at()
         return None if due is None else _utc(due)
 
-    def snapshot(self) -> dict[str, PatientState]:
+    def snapshot(self) -> HostState:
         return self.host.snapshot()
 
 
@@ -157,11 +158,10 @@ class _PerThread:
         return ingest.process_batch(msgs)
 
 
-def build_flow(source, make_ingest: Callable[[], Ingest], patient_flow: PatientFlow,
+def build_flow(source, make_ingest: Callable[[], Ingest], host: PatientHost,
                outcome_sink, result_sink, *, shards: int = 64, clock: Clock | None = None,
                on_host: Callable[[ShardHost], None] | None = None,
-               eof_flush: Callable[[], bool] = lambda: True, idle_grace_ns: int = 0,
-               caught_up: Callable[[], bool] | None = None,
+               eof_flush: Callable[[], bool] = lambda: True,
                flow_id: str = "vitalstream") -> tuple[Dataflow, _PerThread]:
     """Assemble the dataflow; ``source``/``*_sink`` are bytewax Source/Sink objects."""
     clock = clock or SystemClock()
@@ -173,10 +173,8 @@ def build_flow(source, make_ingest: Callable[[], Ingest], patient_flow: PatientF
     readings = op.filter("readings", outcomes, lambda o: type(o) is Reading)
     keyed = op.key_on("shard", readings, lambda r: shard_of(r.patient, shards))
 
-    def builder(resume: dict | None) -> _ShardLogic:
-        host = ShardHost(patient_flow, clock, resume, idle_grace_ns=idle_grace_ns,
-                         caught_up=caught_up)
-        return _ShardLogic(host, clock, on_host, eof_flush)
+    def builder(resume: HostState | None) -> _ShardLogic:
+        return _ShardLogic(host.build(resume), clock, on_host, eof_flush)
 
     results = op.stateful_batch("patients", keyed, builder)
     op.output("results", op.key_rm("unkey", results), result_sink)

@@ -25,14 +25,12 @@ from typing import Callable
 
 import faust
 
-from vitalstream.stream.settings import NS, Settings
+from vitalstream.clock import Clock, SystemClock
 from vitalstream.model import Message, Quality, Reading
-from vitalstream.operators.clock import Clock, SystemClock
-from vitalstream.operators.dedup import Dedup
-from vitalstream.operators.normalise import Normaliser
 from vitalstream.operators.shard import ShardHost, shard_of
 from vitalstream.signals import Signal
-from vitalstream.stream.ingest import Ingest
+from vitalstream.stream import assembly
+from vitalstream.stream.settings import Settings
 
 
 def reading_to_json(r: Reading) -> list:
@@ -49,14 +47,10 @@ class FaustRuntime:
     def __init__(self, settings: Settings, *, broker: str = "kafka://localhost:9092",
                  outcome_writer: object, result_writer: object, clock: Clock | None = None,
                  app_id: str = "vitalstream") -> None:
-        from vitalstream.stream.app import patient_flow
-
-        p = settings.pipeline
-        skew = None if p.max_clock_skew_s is None else round(p.max_clock_skew_s * NS)
-        self.ingest = Ingest(Normaliser(skew), Dedup(round(p.dedup_horizon_s * NS)))
-        self.flow = patient_flow(settings)
+        self.ingest = assembly.ingest(settings)
+        self.host_cfg = assembly.patient_host(settings)
         self.clock = clock or SystemClock()
-        self.shards = p.shards
+        self.shards = settings.pipeline.shards
         self.hosts: dict[str, ShardHost] = {}
         self.outcome_writer = outcome_writer
         self.result_writer = result_writer
@@ -83,8 +77,8 @@ class FaustRuntime:
     def handle_readings(self, shard: str, readings: list[Reading]) -> None:
         host = self.hosts.get(shard)
         if host is None:
-            host = self.hosts[shard] = ShardHost(self.flow, self.clock)
-        self.result_writer.write(host.on_batch(readings))
+            host = self.hosts[shard] = self.host_cfg.build(key=shard)
+        self.result_writer.write(host.on_batch(readings)[0])
 
     async def _ingest_agent(self, stream):
         async for event in stream.events():
@@ -101,10 +95,11 @@ class FaustRuntime:
             yield None
 
     async def _tick(self) -> None:
+        now = self.clock.now_ns()
         for host in self.hosts.values():
-            self.result_writer.write(host.on_notify())
+            self.result_writer.write(host.on_notify(now)[0])
 
     def close_all(self) -> None:
         """End of a bounded input: flush every patient's buffers and windows."""
         for host in self.hosts.values():
-            self.result_writer.write(host.on_eof())
+            self.result_writer.write(host.on_eof()[0])

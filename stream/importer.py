@@ -8,25 +8,20 @@ dead-letter stream with their reason.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-from vitalstream.stream.settings import NS, Settings
 from vitalstream.connectors.omh import import_file as read_omh
 from vitalstream.model import DeadLetter, Reading
-from vitalstream.operators.clock import FakeClock
-from vitalstream.operators.dedup import Dedup
-from vitalstream.operators.shard import ShardHost
 from vitalstream.sinks.influx import InfluxWriter
 from vitalstream.sinks.redis_streams import RedisOutreach
+from vitalstream.stream import assembly
+from vitalstream.stream.settings import Settings
 from vitalstream.stream.store import OutcomeWriter, ResultWriter
 
 
 def import_file(path: Path, settings: Settings) -> dict[str, int]:
-    from vitalstream.stream.app import patient_flow
-
     items = list(read_omh(path))
-    dedup = Dedup(round(settings.pipeline.dedup_horizon_s * NS)).build()
+    dedup = assembly.dedup(settings).build()
     readings = sorted((x for x in items if isinstance(x, Reading)), key=lambda r: r.event_ns)
     readings = [r for r in readings if not dedup.seen_before(r.dedup_key())]
     dead = [x for x in items if isinstance(x, DeadLetter)]
@@ -34,10 +29,9 @@ def import_file(path: Path, settings: Settings) -> dict[str, int]:
     outreach = RedisOutreach(settings.redis)
     try:
         OutcomeWriter(lines, outreach).write([*readings, *dead])
-        flow = dataclasses.replace(patient_flow(settings), anomaly=None)
-        host = ShardHost(flow, FakeClock(readings[-1].event_ns if readings else 0))
-        results = host.on_batch(readings) + host.on_eof()
-        writer = ResultWriter(lines, outreach, round(settings.pipeline.window_size_s * NS))
+        host = assembly.patient_host(settings, flow=assembly.history_flow(settings)).build()
+        results = host.on_batch(readings)[0] + host.on_eof()[0]
+        writer = ResultWriter(lines, outreach, assembly.window_size_ns(settings))
         writer.write(results)
     finally:
         lines.close()

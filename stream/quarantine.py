@@ -44,14 +44,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import redis
-from vitalstream.stream.settings import NS, Settings
+
 from vitalstream.connectors.registry import DeviceRegistry, RegistryResolver
 from vitalstream.errors import DecodeError, VitalstreamError
 from vitalstream.model import Message, Quality, RawReading
-from vitalstream.operators.dedup import Dedup
-from vitalstream.operators.normalise import Normaliser
+from vitalstream.stream import assembly
 from vitalstream.stream.ingest import Ack, Ingest, Quarantined
 from vitalstream.stream.reference import RunResult, run_reference
+from vitalstream.stream.settings import Settings
 from vitalstream.stream.store import LineWriter, OutcomeWriter, Outreach, ResultWriter
 
 REPLAY_CODEC = "quarantine"
@@ -118,25 +118,19 @@ def _writers(settings: Settings, lines: LineWriter | None,
 
         outreach = RedisOutreach(settings.redis)
         to_close.append(outreach)
-    window_ns = round(settings.pipeline.window_size_s * NS)
-    return OutcomeWriter(lines, outreach), ResultWriter(lines, outreach, window_ns), to_close
+    return (OutcomeWriter(lines, outreach),
+            ResultWriter(lines, outreach, assembly.window_size_ns(settings)), to_close)
 
 
 def replay_messages(entries: list[tuple[bytes, dict]], settings: Settings,
                     resolver: RegistryResolver) -> RunResult:
     """Stage A + B over picked entries, exactly as the live pipeline would run them."""
-    # imported here: stream.app pulls in bytewax, which listing the quarantine does not need
-    from vitalstream.stream.app import patient_flow
-
-    p = settings.pipeline
-    skew = None if p.max_clock_skew_s is None else round(p.max_clock_skew_s * NS)
-    flow = dataclasses.replace(patient_flow(settings), anomaly=None)
+    flow = assembly.history_flow(settings)
     msgs = sorted((Message(REPLAY_TOPIC, json.dumps(doc).encode(), int(doc["recv_ns"]))
                    for _, doc in entries), key=lambda m: m.recv_ns)
 
     def make_ingest() -> Ingest:
-        return Ingest(Normaliser(skew), Dedup(round(p.dedup_horizon_s * NS)),
-                      patient_of=resolver, codecs={REPLAY_CODEC: decode_replay})
+        return assembly.ingest(settings, patient_of=resolver, codecs={REPLAY_CODEC: decode_replay})
 
     return run_reference(msgs, flow, make_ingest)
 

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from vitalstream.model import Alert, DeadLetter, Message, Reading, WindowAggregate
-from vitalstream.operators.clock import FakeClock
 from vitalstream.operators.patient import PatientFlow
-from vitalstream.operators.shard import ShardHost
+from vitalstream.operators.shard import PatientHost
 from vitalstream.stream.ingest import Ack, Ingest, Quarantined
 
 
@@ -37,19 +36,19 @@ class RunResult:
                 self.scores.append(x)
 
 
-def run_reference(messages: Iterable[Message], flow: PatientFlow,
+def run_reference(messages: Iterable[Message], flow: PatientFlow | PatientHost,
                   make_ingest: Callable[[], Ingest] = Ingest, *,
                   start_wall_ns: int | None = None) -> RunResult:
     messages = list(messages)
-    wall = FakeClock(start_wall_ns if start_wall_ns is not None
-                     else (messages[0].recv_ns if messages else 0))
+    wall = start_wall_ns if start_wall_ns is not None else (messages[0].recv_ns if messages else 0)
     ingest = make_ingest()
-    host = ShardHost(flow, wall)
+    host = (flow if isinstance(flow, PatientHost) else PatientHost(flow)).build()
     res = RunResult()
     for msg in messages:
-        if msg.recv_ns > wall.now_ns():
-            wall.set(msg.recv_ns)
-        res.add_results(host.on_notify())
+        wall = max(wall, msg.recv_ns)
+        due = host.notify_at()
+        if due is not None and due <= wall:
+            res.add_results(host.on_notify(wall)[0])
         out: list = []
         ingest.process(msg, out)
         batch = []
@@ -64,6 +63,6 @@ def run_reference(messages: Iterable[Message], flow: PatientFlow,
                 res.quarantined.append(o)
             elif t is Ack:
                 res.acks += 1
-        res.add_results(host.on_batch(batch))
-    res.add_results(host.on_eof())
+        res.add_results(host.on_batch(batch)[0])
+    res.add_results(host.on_eof()[0])
     return res

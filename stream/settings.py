@@ -21,7 +21,6 @@ from vitalstream.errors import ConfigError
 from vitalstream.sinks.influx import InfluxConfig
 from vitalstream.sinks.redis_streams import RedisConfig
 
-NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,10 @@ class PipelineConfig:
     # clock once the receive queues are empty, or less this grace when that is unknown
     # (readings still queued elsewhere): a backlog never makes queued readings late.
     idle_grace_s: float = 30.0
+    # A patient silent this long is evicted: open windows are written, buffers released,
+    # state freed. Anomaly baselines stay dormant for baseline_ttl_s, then restart from priors.
+    evict_after_s: float | None = 86_400.0
+    baseline_ttl_s: float = 30 * 86_400.0
 
 
 @dataclass(frozen=True)

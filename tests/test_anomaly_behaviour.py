@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vitalstream.errors import ConfigError
-from vitalstream.model import Quality, Reading, WindowAggregate
+from vitalstream.model import Quality, Reading, WindowAggregate, vital_stats
 from vitalstream.operators.anomaly import (Context, DayNight, EwZScore, HalfSpaceTreesScore,
                                            PatientAnomalyLogic, RollingQuantileScore,
                                            build_detector, build_detectors)
@@ -203,7 +203,7 @@ def test_patient_logic_scores_window_aggregates_and_hst_vectors():
     for w in range(6):
         a, b = w * 5 * MIN, (w + 1) * 5 * MIN
         for sig, v in ((Signal.HEART_RATE, 70.0), (Signal.RESP_RATE, 15.0), (Signal.SPO2, 97.0)):
-            out += logic.on_aggregate(WindowAggregate("p", sig, a, b, 5, v, v, v, v))
+            out += logic.on_aggregate(WindowAggregate("p", sig, a, b, vital_stats(5, v, v, v, v)))
     hr_scores = [s for s in out if s.signal == "heart_rate"]
     hst_scores = [s for s in out if s.signal == "vitals"]
     assert len(hr_scores) == 6 and len(hst_scores) == 6
@@ -215,7 +215,7 @@ def test_patient_logic_resume_and_seed_are_deterministic():
     cfgs = build_detectors({"heart_rate": {"kind": "quantile"},
                             "vitals": {"kind": "hst", "window_size": 4}})
     rnd = random.Random(1)
-    aggs = [WindowAggregate("p", sig, w * MIN, (w + 1) * MIN, 3, v, v, v, v)
+    aggs = [WindowAggregate("p", sig, w * MIN, (w + 1) * MIN, vital_stats(3, v, v, v, v))
             for w in range(40) for sig, v in ((Signal.HEART_RATE, rnd.gauss(70, 3)),
                                               (Signal.RESP_RATE, rnd.gauss(15, 1)),
                                               (Signal.SPO2, rnd.gauss(97, 1)))]

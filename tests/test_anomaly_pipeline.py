@@ -13,7 +13,7 @@ from vitalstream.operators.anomaly.stage import PatientScore
 from vitalstream.operators.normalise import Normaliser
 from vitalstream.operators.rules import RuleSet
 from vitalstream.simulators.scenario import Scenario
-from vitalstream.stream.app import patient_flow
+from vitalstream.stream.assembly import patient_flow
 from vitalstream.stream.ingest import Ingest
 from vitalstream.stream.reference import run_reference
 
@@ -61,7 +61,8 @@ def test_anomaly_state_survives_snapshot_and_resume():
     flow = patient_flow(load(env={}))
     sc = Scenario(patients=1, duration_s=900, seed=3, codec="json", profiles=["healthy"])
     from vitalstream.operators.clock import FakeClock
-    from vitalstream.operators.shard import ShardHost
+    from vitalstream.operators.check import Clocked
+    from vitalstream.operators.shard import PatientHost
 
     ingest = Ingest(Normaliser(None))
     readings = []
@@ -70,9 +71,9 @@ def test_anomaly_state_survives_snapshot_and_resume():
         ingest.process(Message(m.topic, m.payload, T0), out)
         readings += [o for o in out if type(o).__name__ == "Reading"]
     half = len(readings) // 2
-    a = ShardHost(flow, FakeClock(T0))
+    a = Clocked(PatientHost(flow).build(), FakeClock(T0))
     first = a.on_batch(readings[:half])
-    b = ShardHost(flow, FakeClock(T0), pickle.loads(pickle.dumps(a.snapshot())))
+    b = Clocked(PatientHost(flow).build(pickle.loads(pickle.dumps(a.snapshot()))), FakeClock(T0))
     rest_a = a.on_batch(readings[half:]) + a.on_eof()
     rest_b = b.on_batch(readings[half:]) + b.on_eof()
     sa = [(x.score.event_ns, x.score.score) for x in rest_a if type(x) is PatientScore]

@@ -12,7 +12,8 @@ from vitalstream.model import Alert, Reading
 from vitalstream.operators.clock import FakeClock
 from vitalstream.operators.patient import PatientFlow
 from vitalstream.operators.rules import RuleSet
-from vitalstream.operators.shard import ShardHost
+from vitalstream.operators.check import Clocked
+from vitalstream.operators.shard import PatientHost
 from vitalstream.operators.window import TumblingWindow
 from vitalstream.signals import Signal
 
@@ -34,7 +35,7 @@ def _readings(patient: str) -> list[Reading]:
 
 def _run(backlog_s: int, caught_up) -> tuple[list, tuple[int, int]]:
     system = FakeClock(RECV0 + backlog_s * NS)
-    host = ShardHost(_flow(), system, idle_grace_ns=30 * NS, caught_up=caught_up)
+    host = Clocked(PatientHost(_flow(), idle_grace_ns=30 * NS, caught_up=caught_up).build(), system)
     readings = [r for p in ("a", "b") for r in _readings(p)]
     readings.sort(key=lambda r: r.recv_ns)
     out = []
@@ -65,7 +66,7 @@ def test_patient_processed_slower_than_real_time_is_never_late():
     """Receive times 1.2 s apart for readings 1 s apart (the broker holds the backlog):
     the patient's clock must follow its own data, not run ahead of it."""
     system = FakeClock(RECV0)
-    host = ShardHost(_flow(), system)
+    host = Clocked(PatientHost(_flow()).build(), system)
     out = []
     for i in range(120):
         system.set(RECV0 + i * 1_200_000_000)

@@ -31,7 +31,7 @@ from vitalstream.operators.normalise import Normaliser
 from vitalstream.simulators.ble_gateway import ble_gateway_run, mac_of
 from vitalstream.simulators.publisher import publish
 from vitalstream.simulators.scenario import Scenario
-from vitalstream.stream.app import patient_flow
+from vitalstream.stream.assembly import patient_flow
 from vitalstream.stream.ingest import Ingest
 from vitalstream.stream.quarantine import replay_quarantine
 from vitalstream.stream.reference import run_reference

@@ -15,7 +15,7 @@ from vitalstream.stream.settings import load
 from vitalstream.model import Alert, Message, WindowAggregate
 from vitalstream.operators.clock import FakeClock
 from vitalstream.simulators.scenario import Scenario
-from vitalstream.stream.app import patient_flow
+from vitalstream.stream.assembly import patient_flow
 from vitalstream.stream.faust_app import FaustRuntime, reading_to_json
 from vitalstream.stream.ingest import Ingest
 from vitalstream.operators.normalise import Normaliser

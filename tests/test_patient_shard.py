@@ -11,7 +11,8 @@ from vitalstream.model import Alert, Reading, WindowAggregate
 from vitalstream.operators.clock import FakeClock
 from vitalstream.operators.patient import PatientFlow
 from vitalstream.operators.rules import RuleSet
-from vitalstream.operators.shard import ShardHost, shard_of
+from vitalstream.operators.check import Clocked
+from vitalstream.operators.shard import PatientHost, shard_of
 from vitalstream.operators.window import TumblingWindow
 from vitalstream.signals import Signal
 
@@ -42,56 +43,56 @@ def test_shard_of_is_crc32_check_value():
 
 def test_rules_see_event_order_within_rule_delay():
     wall = FakeClock(0)
-    logic = _flow(dict(HR_HIGH, for_s=1)).build("p1", wall)
+    logic = Clocked(_flow(dict(HR_HIGH, for_s=1)).build(key="p1"), wall)
     out = []
     # arrival order 0, 1.5, 1.0, 3.0 (the 1.0 s reading is 0.5 s behind: within the 2 s delay)
     for t, v in [(0, 125), (1.5, 125), (1.0, 100), (3.0, 125)]:
         out += logic.on_item(_r(t, v))
-    out += logic.advance(final=True)
+    out += logic.on_eof()
     alerts = [a for a in out if type(a) is Alert]
     # in event order the 100 at 1.0 s resets the pending timer, which restarts at 1.5 s
     # and reaches for_s = 1 s at 3.0 s; in arrival order it would have fired at 1.5 s
     assert [(a.state, a.event_ns - T0, a.episode_start_ns - T0) for a in alerts] == [
         ("firing", 3 * NS, 1_500_000_000)]
-    assert logic.state.late_rules == 0 and logic.state.late_window == 0
+    assert logic.state.late_rules == 0 and logic.late_window == 0
 
 
 def test_reading_later_than_rule_delay_is_late_for_rules_not_for_window():
     wall = FakeClock(0)
-    logic = _flow(HR_HIGH).build("p1", wall)
+    logic = Clocked(_flow(HR_HIGH).build(key="p1"), wall)
     logic.on_item(_r(10, 125))
     logic.on_item(_r(20, 70))    # clock at 20 s: readings up to 18 s released
     logic.on_item(_r(15, 125))   # 15 <= 18: too late to reorder for rules
-    assert (logic.state.late_rules, logic.state.late_window) == (1, 0)
-    out = logic.advance(final=True)
+    assert (logic.state.late_rules, logic.late_window) == (1, 0)
+    out = logic.on_eof()
     (agg,) = [a for a in out if type(a) is WindowAggregate]
     assert (agg.count, agg.min, agg.max) == (3, 70.0, 125.0)
 
 
 def test_eof_flushes_pending_and_open_windows():
     wall = FakeClock(0)
-    host = ShardHost(_flow(dict(HR_HIGH, for_s=0)), wall)
+    host = Clocked(PatientHost(_flow(dict(HR_HIGH, for_s=0))).build(), wall)
     assert host.on_batch([_r(5, 130, "a"), _r(6, 70, "b")]) == []   # rule delay not yet passed
     out = host.on_eof()
     assert [(type(o).__name__, o.patient) for o in out] == [
         ("Alert", "a"), ("WindowAggregate", "a"), ("WindowAggregate", "b")]
-    assert host.open_windows == 0 and host.notify_at_ns() is None
+    assert host.open_windows == 0 and host.notify_at() is None
 
 
 def test_host_timers_release_rules_and_skip_superseded_deadlines():
     wall = FakeClock(1_000 * NS)
-    host = ShardHost(_flow(dict(HR_HIGH, for_s=0), delay_s=2), wall)
+    host = Clocked(PatientHost(_flow(dict(HR_HIGH, for_s=0), delay_s=2)).build(), wall)
     # received now: a reading's receive time is on the runtime's wall clock
     host.on_batch([dataclasses.replace(_r(30, 130), recv_ns=wall.now_ns())])
     # earliest deadline: the pending reading at event 30 s + 2 s delay, 2 s of wall from now
-    assert host.notify_at_ns() == 1_002 * NS
+    assert host.notify_at() == 1_002 * NS
     wall.advance(2 * NS - 1)
     assert host.on_notify() == []
     wall.advance(1)
     (alert,) = host.on_notify()
     assert (alert.state, alert.event_ns) == ("firing", T0 + 30 * NS)
     # next deadline is the window close at event 70 s: 38 s later on the wall
-    assert host.notify_at_ns() == 1_040 * NS
+    assert host.notify_at() == 1_040 * NS
     wall.advance(38 * NS)
     (agg,) = host.on_notify()
     assert (agg.start_ns, agg.count) == (T0, 1)
@@ -104,10 +105,10 @@ def test_host_snapshot_resume_with_pickled_state():
 
     def run(split):
         wall, out = FakeClock(0), []
-        host = ShardHost(flow, wall)
+        host = Clocked(PatientHost(flow).build(), wall)
         for i, r in enumerate(seq):
             if i == split:
-                host = ShardHost(flow, wall, pickle.loads(pickle.dumps(host.snapshot())))
+                host = Clocked(PatientHost(flow).build(pickle.loads(pickle.dumps(host.snapshot()))), wall)
             wall.set(r.event_ns - T0)
             out += host.on_notify()
             out += host.on_batch([r])
@@ -121,7 +122,7 @@ def test_host_snapshot_resume_with_pickled_state():
 
 def test_duplicate_reaching_stage_b_counts_once_in_windows():
     wall = FakeClock(0)
-    host = ShardHost(_flow(), wall)
+    host = Clocked(PatientHost(_flow()).build(), wall)
     host.on_batch([_r(1, 70)])
     host.on_batch([_r(1, 70)])  # the same reading through another worker's stage A
     (agg,) = host.on_eof()
@@ -137,7 +138,7 @@ def test_duplicate_reaching_stage_b_does_not_fire_n_of_m_rule():
     (counted twice until 64d34ac).
     """
     wall = FakeClock(0)
-    host = ShardHost(_flow(FEVER), wall)
+    host = Clocked(PatientHost(_flow(FEVER)).build(), wall)
     out = host.on_batch([_r(100, 38.5, signal=Signal.BODY_TEMP)])
     out += host.on_batch([_r(100, 38.5, signal=Signal.BODY_TEMP)])
     out += host.on_eof()
@@ -160,10 +161,10 @@ def test_resume_between_readings_does_not_change_rule_lateness():
 
     def run(split):
         wall, out = FakeClock(0), []
-        host = ShardHost(flow, wall)
+        host = Clocked(PatientHost(flow).build(), wall)
         for k, (a, r) in enumerate(arrivals):
             if k == split:
-                host = ShardHost(flow, wall, pickle.loads(pickle.dumps(host.snapshot())))
+                host = Clocked(PatientHost(flow).build(pickle.loads(pickle.dumps(host.snapshot()))), wall)
             wall.set(T0 + a)
             out += host.on_notify()
             out += host.on_batch([r])
@@ -178,7 +179,7 @@ def test_duplicate_after_window_close_but_before_rule_release_counts_once():
     # Rules must see 38.5, 37.0: 1 hit of 2, no fever.
     flow = PatientFlow(TumblingWindow(60 * NS, 0), RuleSet.from_dicts([FEVER]),
                        rule_delay_ns=20 * NS)
-    host = ShardHost(flow, FakeClock(0))
+    host = Clocked(PatientHost(flow).build(), FakeClock(0))
     temp = _r(59, 38.5, signal=Signal.BODY_TEMP)
     out = host.on_batch([temp]) + host.on_batch([_r(61, 37.0, signal=Signal.BODY_TEMP)])
     out += host.on_batch([temp]) + host.on_eof()

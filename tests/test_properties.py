@@ -33,7 +33,8 @@ from vitalstream.operators.dedup import Dedup
 from vitalstream.operators.normalise import Normaliser
 from vitalstream.operators.patient import PatientFlow
 from vitalstream.operators.rules import RuleSet
-from vitalstream.operators.shard import ShardHost
+from vitalstream.operators.check import Clocked
+from vitalstream.operators.shard import PatientHost
 from vitalstream.operators.window import TumblingWindow
 from vitalstream.signals import Signal
 from vitalstream.stream.ingest import Ingest
@@ -180,11 +181,11 @@ def _drive(host_flow: PatientFlow, arrivals: list[tuple[int, Reading]], *,
            snapshot_at: int | None = None):
     """The reference runner's loop at the Reading level, keeping the host to read late counts."""
     wall = FakeClock(arrivals[0][0])
-    host = ShardHost(host_flow, wall)
+    host = Clocked(PatientHost(host_flow).build(), wall)
     out: list = []
     for k, (a, r) in enumerate(arrivals):
         if k == snapshot_at:
-            host = ShardHost(host_flow, wall, pickle.loads(pickle.dumps(host.snapshot())))
+            host = Clocked(PatientHost(host_flow).build(pickle.loads(pickle.dumps(host.snapshot()))), wall)
         wall.set(max(a, wall.now_ns()))
         out += host.on_notify()
         out += host.on_batch([r])

@@ -23,6 +23,7 @@ from vitalstream.operators.clock import FakeClock
 from vitalstream.operators.normalise import Normaliser
 from vitalstream.operators.patient import PatientFlow
 from vitalstream.operators.rules import RuleSet
+from vitalstream.operators.shard import PatientHost
 from vitalstream.operators.window import TumblingWindow
 from vitalstream.stream.bytewax_flow import ListReceiver, ReceiverSource, WriterSink, build_flow
 from vitalstream.stream.ingest import Ingest
@@ -57,7 +58,7 @@ class _Collect:
 def _run_bytewax(parts: list[list[Message]], workers: int):
     outcomes, results, lock = [], [], threading.Lock()
     source = ReceiverSource(lambda i, n: ListReceiver(parts[i] if i < len(parts) else []))
-    flow, _ = build_flow(source, _ingest, _flow(), WriterSink(lambda i: _Collect(outcomes, lock)),
+    flow, _ = build_flow(source, _ingest, PatientHost(_flow()), WriterSink(lambda i: _Collect(outcomes, lock)),
                          WriterSink(lambda i: _Collect(results, lock)), shards=16,
                          clock=FakeClock(RECV))
     if workers == 1:

@@ -12,11 +12,12 @@ import pickle
 import numpy as np
 import pytest
 
-from vitalstream.model import Message, Quality, Reading, WindowAggregate
+from vitalstream.model import Message, Quality, Reading, WindowAggregate, vital_stats
 from vitalstream.operators.clock import FakeClock
 from vitalstream.operators.normalise import Normaliser
 from vitalstream.operators.patient import PatientFlow
-from vitalstream.operators.shard import ShardHost
+from vitalstream.operators.check import Clocked
+from vitalstream.operators.shard import PatientHost
 from vitalstream.operators.window import TumblingWindow
 from vitalstream.signals import Signal
 from vitalstream.stream.ingest import Ingest
@@ -32,22 +33,22 @@ def _r(t_ns: int, v: float, device: str = "d1", patient: str = "p1", signal=HR) 
 
 
 def test_aggregates_by_hand_with_out_of_order_arrival():
-    w = TumblingWindow(size_ns=60 * NS, allowed_lateness_ns=10 * NS).build("p1")
+    w = TumblingWindow(size_ns=60 * NS, allowed_lateness_ns=10 * NS).build(key="p1")
     # arrival order differs from event order; the last ns of the window belongs to it
     for t, v in [(10, 80.0), (60 * NS - 1, 90.0), (0, 60.0), (20 * NS, 70.0)]:
-        assert w.on_item(_r(T0 + t, v), now_ns=T0 + 60 * NS - 1)
+        assert w.add(_r(T0 + t, v), T0 + 60 * NS - 1)
     (agg,) = w.close_due(T0 + 70 * NS)
     # count 4, min 60, max 90, mean (80+90+60+70)/4 = 75, last = value at the greatest time = 90
-    assert agg == WindowAggregate("p1", HR, T0, T0 + 60 * NS, 4, 60.0, 90.0, 75.0, 90.0, "d1")
+    assert agg == WindowAggregate("p1", HR, T0, T0 + 60 * NS, vital_stats(4, 60.0, 90.0, 75.0, 90.0), "d1")
 
 
 def test_event_exactly_at_end_belongs_to_next_window():
     cfg = TumblingWindow(size_ns=60 * NS, allowed_lateness_ns=0)
     assert cfg.window_start(T0 + 60 * NS) == T0 + 60 * NS
     assert cfg.window_start(T0 + 60 * NS - 1) == T0
-    w = cfg.build("p1")
-    w.on_item(_r(T0 + 5 * NS, 70.0), now_ns=T0 + 5 * NS)
-    w.on_item(_r(T0 + 60 * NS, 99.0), now_ns=T0 + 60 * NS)
+    w = cfg.build(key="p1")
+    w.add(_r(T0 + 5 * NS, 70.0), T0 + 5 * NS)
+    w.add(_r(T0 + 60 * NS, 99.0), T0 + 60 * NS)
     out = w.close_due(T0 + 60 * NS)
     assert [(a.start_ns, a.count, a.max) for a in out] == [(T0, 1, 70.0)]
     out = w.close_due(T0 + 120 * NS)
@@ -63,35 +64,35 @@ def test_window_offset():
 
 def test_allowed_lateness_accept_just_before_reject_at_close():
     cfg = TumblingWindow(size_ns=60 * NS, allowed_lateness_ns=10 * NS)
-    w = cfg.build("p1")
+    w = cfg.build(key="p1")
     close = T0 + 70 * NS
-    assert w.on_item(_r(T0 + 1 * NS, 70.0), now_ns=T0 + 65 * NS)
-    assert w.on_item(_r(T0 + 2 * NS, 80.0), now_ns=close - 1) is True      # just in time
+    assert w.add(_r(T0 + 1 * NS, 70.0), T0 + 65 * NS)
+    assert w.add(_r(T0 + 2 * NS, 80.0), close - 1) is True      # just in time
     assert w.close_due(close - 1) == []
-    assert w.on_item(_r(T0 + 3 * NS, 999.0), now_ns=close) is False        # at the close: late
+    assert w.add(_r(T0 + 3 * NS, 999.0), close) is False        # at the close: late
     (agg,) = w.close_due(close)
     assert (agg.count, agg.mean, agg.max) == (2, 75.0, 80.0)
-    assert w.on_item(_r(T0 + 4 * NS, 1.0), now_ns=close + NS) is False     # after: late
+    assert w.add(_r(T0 + 4 * NS, 1.0), close + NS) is False     # after: late
     assert len(w) == 0  # a late reading does not reopen the window
 
 
 def test_devices_and_signals_aggregate_separately_and_repeated_time_counts_once():
-    w = TumblingWindow(size_ns=60 * NS, allowed_lateness_ns=0).build("p1")
-    w.on_item(_r(T0 + NS, 70.0, device="d1"), T0 + NS)
-    w.on_item(_r(T0 + NS, 70.0, device="d1"), T0 + NS)   # same reading by another path
-    w.on_item(_r(T0 + NS, 50.0, device="d2"), T0 + NS)
-    w.on_item(_r(T0 + NS, 97.0, signal=Signal.SPO2), T0 + NS)
+    w = TumblingWindow(size_ns=60 * NS, allowed_lateness_ns=0).build(key="p1")
+    w.add(_r(T0 + NS, 70.0, device="d1"), T0 + NS)
+    w.add(_r(T0 + NS, 70.0, device="d1"), T0 + NS)   # same reading by another path
+    w.add(_r(T0 + NS, 50.0, device="d2"), T0 + NS)
+    w.add(_r(T0 + NS, 97.0, signal=Signal.SPO2), T0 + NS)
     out = w.close_due(T0 + 60 * NS)
     assert sorted((a.signal.value, a.device, a.count, a.mean) for a in out) == [
         ("heart_rate", "d1", 1, 70.0), ("heart_rate", "d2", 1, 50.0), ("spo2", "d1", 1, 97.0)]
 
 
 def test_low_quality_readings_stay_out_of_aggregates_and_are_not_late():
-    w = TumblingWindow(size_ns=60 * NS, allowed_lateness_ns=0).build("p1")
+    w = TumblingWindow(size_ns=60 * NS, allowed_lateness_ns=0).build(key="p1")
     flagged = Reading("p1", "d1", HR, 180.0, "/min", T0 + 2 * NS, 0, "json",
                       Quality.MOTION_ARTEFACT)
-    assert w.on_item(_r(T0 + NS, 70.0), T0 + NS)
-    assert w.on_item(flagged, T0 + 2 * NS) is True
+    assert w.add(_r(T0 + NS, 70.0), T0 + NS)
+    assert w.add(flagged, T0 + 2 * NS) is True
     (agg,) = w.close_due(T0 + 60 * NS)
     assert (agg.count, agg.max, agg.last) == (1, 70.0, 70.0)
 
@@ -99,24 +100,25 @@ def test_low_quality_readings_stay_out_of_aggregates_and_are_not_late():
 def test_silent_patient_window_closes_on_wall_clock():
     wall = FakeClock(5_000 * NS)
     flow = PatientFlow(window=TumblingWindow(60 * NS, 10 * NS))
-    host = ShardHost(flow, wall)
+    host = Clocked(PatientHost(flow).build(), wall)
     # received now: a reading's receive time is on the runtime's wall clock
     r = dataclasses.replace(_r(T0 + 30 * NS, 72.0), recv_ns=wall.now_ns())
     assert host.on_batch([r]) == []
     # event clock at T0+30 s; the window [T0, T0+60) closes at event time T0+70 s,
     # i.e. 40 s of wall time later if nothing else arrives
-    assert host.notify_at_ns() == 5_040 * NS
+    assert host.notify_at() == 5_040 * NS
     wall.advance(40 * NS - 1)
     assert host.on_notify() == []
     wall.advance(1)
     out = host.on_notify()
     assert [(a.patient, a.start_ns, a.count, a.last) for a in out] == [("p1", T0, 1, 72.0)]
-    assert host.open_windows == 0 and host.notify_at_ns() is None
+    # nothing left but the eviction of the silent patient, 24 h after its reading arrived
+    assert host.open_windows == 0 and host.notify_at() == 5_000 * NS + 86_400 * NS
 
 
 def test_silent_patient_does_not_hold_back_other_patients():
     wall = FakeClock(0)
-    host = ShardHost(PatientFlow(window=TumblingWindow(60 * NS, 10 * NS)), wall)
+    host = Clocked(PatientHost(PatientFlow(window=TumblingWindow(60 * NS, 10 * NS))).build(), wall)
 
     def now(r):  # received now: receive times are on the runtime's wall clock
         return dataclasses.replace(r, recv_ns=wall.now_ns())
@@ -138,11 +140,11 @@ def test_window_snapshot_resume_identical():
     readings = [_r(T0 + k * 7 * NS, 60.0 + (k * 13) % 40) for k in range(30)]
 
     def run(split: int | None) -> list:
-        w, out = cfg.build("p1"), []
+        w, out = cfg.build(key="p1"), []
         for i, r in enumerate(readings):
             if i == split:
-                w = cfg.build("p1", pickle.loads(pickle.dumps(w.snapshot())))
-            w.on_item(r, r.event_ns)
+                w = cfg.build(pickle.loads(pickle.dumps(w.snapshot())), key="p1")
+            w.add(r, r.event_ns)
             out += w.close_due(r.event_ns)
         return out + w.close_due(0, all_=True)
 

@@ -25,6 +25,7 @@ from vitalstream.operators.anomaly.base import DetectorConfig
 from vitalstream.operators.anomaly.config import build_detectors
 from vitalstream.operators.anomaly.patient import PatientAnomalyLogic
 from vitalstream.operators.anomaly.score import DayNight, Score
+from vitalstream.operators.contract import RETAIN, Emit, Stateless, snapshot_of
 from vitalstream.signals import Signal
 
 
@@ -50,20 +51,31 @@ class AnomalyStage:
         options = mapping.pop("options", None) or {}
         return cls(build_detectors(mapping), **options)
 
-    def build(self, patient: str, resume_state: dict | None = None) -> "AnomalyLogic":
+    def build(self, resume_state: dict | None = None, *, key: str = "") -> "AnomalyLogic":
+        """The detectors of one patient (``key``)."""
         st = resume_state or {}
         inner = PatientAnomalyLogic(
-            patient, self.detectors, period=DayNight(utc_offset_s=self.utc_offset_s),
+            key, self.detectors, period=DayNight(utc_offset_s=self.utc_offset_s),
             activity_window_s=self.activity_window_s, seed=self.seed,
             resume_state=st.get("detectors"))
         return AnomalyLogic(self, inner, dict(st.get("latest", {})))
 
 
 @dataclass
-class AnomalyLogic:
+class AnomalyLogic(Stateless[dict]):
+    """Scores readings (in event-time order) and window aggregates of one patient.
+
+    ``on_item`` takes a ``Reading`` or a ``WindowAggregate``; a reading gives
+    ``[PatientScore, anomaly_score Reading]`` when a detector covers it."""
+
     cfg: AnomalyStage
     inner: PatientAnomalyLogic
     latest: dict[str, tuple[float, int]] = field(default_factory=dict)  # signal -> (score, ns)
+
+    def on_item(self, item: Reading | WindowAggregate) -> Emit:
+        if type(item) is WindowAggregate:
+            return self.on_aggregates([item]), RETAIN
+        return self.on_reading(item), RETAIN
 
     def on_reading(self, r: Reading) -> list[object]:
         """[PatientScore, patient-level anomaly_score Reading] for a scored reading, else []."""
@@ -86,4 +98,5 @@ class AnomalyLogic:
         return out
 
     def snapshot(self) -> dict:
-        return {"detectors": self.inner.snapshot(), "latest": dict(self.latest)}
+        # The detectors are estimators with compact snapshots of their own.
+        return snapshot_of({"detectors": self.inner.snapshot(), "latest": self.latest})

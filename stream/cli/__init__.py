@@ -69,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_faust(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from vitalstream.stream.settings import NS
+    from vitalstream.stream.assembly import window_size_ns
     from vitalstream.sinks.influx import InfluxWriter
     from vitalstream.sinks.redis_streams import RedisOutreach
     from vitalstream.stream.faust_app import FaustRuntime
@@ -80,7 +80,7 @@ def _run_faust(args: argparse.Namespace) -> int:
     res = InfluxWriter(replace(s.influx, spool_dir=f"{s.influx.spool_dir}/faust-results"))
     rt = FaustRuntime(s, broker=args.kafka_url, outcome_writer=OutcomeWriter(raw, RedisOutreach(s.redis)),
                       result_writer=ResultWriter(res, RedisOutreach(s.redis),
-                                                 round(s.pipeline.window_size_s * NS)))
+                                                 window_size_ns(s)))
     sys.argv = ["vitalstream", "worker", "--loglevel", "info" if args.verbose else "warning"]
     rt.app.main()
     return 0

@@ -1,0 +1,97 @@
+"""The one assembly: settings in, operators out, for every runtime.
+
+bytewax (``stream.app``), faust (``stream.faust_app``), the reference runner,
+``vitalstream import`` and the quarantine replay all build their operators here,
+so one config file means the same windows, rules, detectors, dedup and identity
+everywhere. This is also the one place where the settings' seconds become the
+operators' integer nanoseconds (``ns``). Nothing here imports a runtime engine.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from vitalstream.errors import ConfigError
+from vitalstream.operators.dedup import Dedup
+from vitalstream.operators.normalise import Normaliser, PatientResolver, patient_from_payload
+from vitalstream.operators.patient import PatientFlow
+from vitalstream.operators.rules import RuleSet
+from vitalstream.operators.shard import PatientHost
+from vitalstream.operators.window import TumblingWindow
+from vitalstream.stream.ingest import Ingest
+from vitalstream.stream.settings import Settings, rules_document
+
+NS = 1_000_000_000
+
+
+def ns(seconds: float | None) -> int | None:
+    """Settings' seconds as operators' integer nanoseconds (None stays None).
+
+    >>> ns(1.5), ns(None), ns(0)
+    (1500000000, None, 0)
+    """
+    return None if seconds is None else round(seconds * NS)
+
+
+def window(settings: Settings) -> TumblingWindow:
+    p = settings.pipeline
+    return TumblingWindow(ns(p.window_size_s), ns(p.allowed_lateness_s))
+
+
+def window_size_ns(settings: Settings) -> int:
+    return ns(settings.pipeline.window_size_s)
+
+
+def patient_flow(settings: Settings, *, detectors: bool = True) -> PatientFlow:
+    """Windows, rules and (unless ``detectors=False``, as for history) anomaly detectors."""
+    p = settings.pipeline
+    doc = rules_document(settings)
+    anomaly = None
+    spec = settings.detectors if settings.detectors is not None else doc.get("detectors")
+    if spec and detectors:
+        from vitalstream.operators.anomaly.stage import AnomalyStage
+
+        anomaly = AnomalyStage.from_config(spec)
+    return PatientFlow(window(settings), RuleSet.from_dicts(doc.get("rules", [])),
+                       ns(p.rule_delay_s), anomaly, ns(p.evict_after_s))
+
+
+def patient_host(settings: Settings, *, flow: PatientFlow | None = None,
+                 caught_up: Callable[[], bool] | None = None) -> PatientHost:
+    p = settings.pipeline
+    return PatientHost(flow if flow is not None else patient_flow(settings),
+                       ns(p.idle_grace_s), ns(p.baseline_ttl_s), caught_up)
+
+
+def dedup(settings: Settings) -> Dedup:
+    return Dedup(ns(settings.pipeline.dedup_horizon_s))
+
+
+def normaliser(settings: Settings) -> Normaliser:
+    return Normaliser(ns(settings.pipeline.max_clock_skew_s))
+
+
+def resolver(settings: Settings) -> PatientResolver:
+    """Who a reading belongs to: the payload's patient (else the device), or the registry."""
+    identity = settings.pipeline.identity
+    if identity == "payload":
+        return patient_from_payload
+    if identity == "registry":
+        from vitalstream.connectors.registry import DeviceRegistry, RegistryResolver
+        from vitalstream.sinks.redis_streams import connect
+
+        return RegistryResolver(DeviceRegistry(connect(settings.redis.url)))
+    raise ConfigError("config", None, "bad_identity", f"pipeline.identity: {identity!r}")
+
+
+def ingest(settings: Settings, *, patient_of: PatientResolver | None = None,
+           shared_dedup=None, **kwargs) -> Ingest:
+    """Stage A: decode, normalise, resolve identity, dedup (``shared_dedup``: one logic
+    shared by several workers, else a private one)."""
+    return Ingest(normaliser(settings), shared_dedup if shared_dedup is not None else dedup(settings),
+                  patient_of if patient_of is not None else resolver(settings), **kwargs)
+
+
+def history_flow(settings: Settings) -> PatientFlow:
+    """The per-patient flow for historical data: windows and rules, no detectors learning."""
+    return patient_flow(settings, detectors=False)
