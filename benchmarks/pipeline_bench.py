@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from loadgen import Publishers, Workload, rules_yaml
 from pipeline_procfs import cpu_seconds
 from pipeline_services import AlertReader, BenchVictoriaMetrics, broker, percentile
-from vitalstream.stream.embedded.services import RedisServer
+from vitalstream.stream.embedded import RedisServer
 
 HERE = Path(__file__).resolve().parent
 CATCH_UP_LIMIT_S = 3.0  # all readings of a step stored this soon after its last publish

@@ -10,7 +10,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 import redis
-from vitalstream.stream.embedded.services import Mosquitto, VictoriaMetrics
+from vitalstream.stream.embedded import Mosquitto, VictoriaMetrics
 
 # Unlimited per-client queue: a consumer that falls behind (or is offline for the
 # drain test) must not lose messages at the broker, or "loss" would measure

@@ -18,6 +18,7 @@ keeps them (``PatientHost``) and a returning patient resumes from them.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -123,7 +124,10 @@ class PatientLogic:
         return self._advance(None, final=True), RETAIN
 
     def snapshot(self) -> PatientState:
-        return snapshot_of(self.state)
+        # Window and rules work on their parts of ``state`` in place; the detectors keep
+        # their own structure and hand in a snapshot of it.
+        anomaly = self.anomaly.snapshot() if self.anomaly is not None else self.state.anomaly
+        return snapshot_of(dataclasses.replace(self.state, anomaly=anomaly))
 
     # -- internals --
 

@@ -18,6 +18,7 @@ the patient's detectors restart from population priors.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import zlib
 from dataclasses import dataclass, field
@@ -132,8 +133,9 @@ class ShardHost:
         return out, RETAIN
 
     def snapshot(self) -> HostState:
-        self.state.patients = {p: logic.state for p, logic in self.patients.items()}
-        return snapshot_of(self.state)
+        patients = {p: logic.snapshot() for p, logic in self.patients.items()}
+        return dataclasses.replace(snapshot_of(dataclasses.replace(self.state, patients={})),
+                                   patients=patients)
 
     # -- internals --
 

@@ -16,7 +16,7 @@ from typing import Iterator, NoReturn
 import pytest
 
 from vitalstream.testing import shared_dir
-from vitalstream.stream.embedded.services import (
+from vitalstream.stream.embedded import (
     InfluxDB1,
     Mosquitto,
     RedisServer,

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from vitalstream.stream.embedded.services import Mosquitto, RedisServer, VictoriaMetrics
+from vitalstream.stream.embedded import Mosquitto, RedisServer, VictoriaMetrics
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "pipeline_bench.py"
 pytestmark = pytest.mark.services

@@ -11,7 +11,7 @@ import time
 
 import redis
 
-from vitalstream.stream.embedded.services import VictoriaMetrics
+from vitalstream.stream.embedded import VictoriaMetrics
 
 CLI = [sys.executable, "-m", "vitalstream"]
 

@@ -16,7 +16,7 @@ from vitalstream.simulators.publisher import publish
 from vitalstream.simulators.scenario import Scenario
 from vitalstream.sinks.influx import InfluxConfig, InfluxWriter
 from vitalstream.stream.bounded import PipelineRun, settings_for
-from vitalstream.stream.embedded.services import VictoriaMetrics
+from vitalstream.stream.embedded import VictoriaMetrics
 
 MIN_NS = 60_000_000_000
 
@@ -130,7 +130,7 @@ def test_state_resumes_across_a_graceful_restart_with_recovery(mosquitto, redis_
 
 
 def test_polled_receiver_reconnects_after_broker_restart_and_keeps_its_session(tmp_path):
-    from vitalstream.stream.embedded.services import Mosquitto
+    from vitalstream.stream.embedded import Mosquitto
 
     with Mosquitto(tmp_path / "mq") as broker:
         cfg = MqttConfig(url=broker.url, client_id="vs-polled", reconnect_min_s=0.2,

@@ -23,7 +23,7 @@ import redis
 from vitalstream.simulators.scenario import OutMessage
 from vitalstream.simulators.publisher import publish
 from vitalstream.stream.bounded import PipelineRun, settings_for
-from vitalstream.stream.embedded.services import VictoriaMetrics
+from vitalstream.stream.embedded import VictoriaMetrics
 
 RECORD = "s00001-2896-10-10-00-31n.csv"
 # MIMIC shifts dates to year 2896, beyond int64 nanoseconds; keep the real time of day.

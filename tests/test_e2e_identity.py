@@ -36,7 +36,7 @@ from vitalstream.stream.ingest import Ingest
 from vitalstream.stream.quarantine import replay_quarantine
 from vitalstream.stream.reference import run_reference
 from vitalstream.stream.bounded import PipelineRun, settings_for
-from vitalstream.stream.embedded.services import VictoriaMetrics
+from vitalstream.stream.embedded import VictoriaMetrics
 
 NS = 1_000_000_000
 MS = 1_000_000

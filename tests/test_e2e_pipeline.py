@@ -21,7 +21,7 @@ import redis
 from vitalstream.simulators.publisher import publish
 from vitalstream.simulators.scenario import Scenario
 from vitalstream.stream.bounded import PipelineRun, settings_for
-from vitalstream.stream.embedded.services import VictoriaMetrics
+from vitalstream.stream.embedded import VictoriaMetrics
 
 MS = 1_000_000
 MIN_NS = 60_000_000_000

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from vitalstream.stream.embedded.services import InfluxDB1
+from vitalstream.stream.embedded import InfluxDB1
 
 pytestmark = pytest.mark.services
 DASHBOARD = Path(__file__).resolve().parent.parent / "deploy/grafana/dashboards/vitalstream.json"

@@ -18,7 +18,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from vitalstream.stream.embedded.services import (
+from vitalstream.stream.embedded import (
     InfluxDB1,
     Mosquitto,
     ServiceStartError,

@@ -46,7 +46,7 @@ def _services(args: argparse.Namespace, stack: ExitStack, workdir: Path):
         s = config.load(overrides={("mqtt", "url"): args.mqtt_url, ("redis", "url"): args.redis_url,
                                    ("influx", "url"): args.influx_url})
         return s.mqtt.url, s.redis.url, s.influx.url
-    from vitalstream.stream.embedded.services import Mosquitto, RedisServer, VictoriaMetrics
+    from vitalstream.stream.embedded import Mosquitto, RedisServer, VictoriaMetrics
 
     _say(f"starting mosquitto, redis-server and victoria-metrics under {workdir}/ ...")
     mq = stack.enter_context(Mosquitto(workdir / "mosquitto"))

@@ -334,7 +334,3 @@ class RedisServer(Service):
         with socket.create_connection((self.host, self.port), timeout=1.0) as s:
             s.sendall(b"PING\r\n")
             return s.recv(16).startswith(b"+PONG")
-
-
-# The stores (VictoriaMetrics, InfluxDB 1.x) live in stores.py; kept importable from here.
-from vitalstream.stream.embedded.stores import InfluxDB1, VictoriaMetrics  # noqa: E402,F401
