@@ -14,6 +14,7 @@ from typing import Callable, Union
 import vitalstream.connectors.ble_codec  # noqa: F401  registers the ble and omh topic codecs
 from vitalstream.connectors.codecs import CODECS, parse_topic
 from vitalstream.errors import VitalstreamError
+from vitalstream.ids import check_identifier
 from vitalstream.model import DeadLetter, Message, RawReading, Reading
 from vitalstream.operators.dedup import Dedup
 from vitalstream.operators.normalise import Normaliser, PatientResolver, patient_from_payload
@@ -71,6 +72,8 @@ class Ingest:
         self.stats.messages += 1
         try:
             device, codec = parse_topic(msg.topic)
+            # ids become tags and keys downstream: refuse anything but a bounded printable token
+            check_identifier("device", device)
             decoder = self.codecs.get(codec)
             if decoder is None:
                 raise VitalstreamError("decode", device, "unknown_codec", codec)
@@ -86,7 +89,11 @@ class Ingest:
                 self._dead(item, msg, out)
                 continue
             try:
+                if item.device != device:  # a BLE MAC or a payload-named device
+                    check_identifier("device", item.device)
                 reading = self.normaliser.normalise(item, msg.recv_ns, self.patient_of)
+                if reading is not None:
+                    check_identifier("patient", reading.patient, reading.device)
             except VitalstreamError as err:
                 self._dead(err, msg, out)
                 continue
