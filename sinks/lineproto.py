@@ -1,8 +1,8 @@
-"""InfluxDB line protocol for readings, window aggregates and anomaly scores.
+r"""InfluxDB line protocol for readings, window aggregates and anomaly scores.
 
 Layout (see README "InfluxDB layout"):
 
-- ``vitals``: tags ``patient``, ``device``, ``signal``; field ``value`` (float,
+- ``vitals``: tags ``device``, ``patient``, ``signal``; field ``value`` (float,
   in the signal's canonical unit); time = event time in ns. Flags other than OK
   go to an integer field ``quality``.
 - ``vitals_1m`` (``vitals_<size>`` for other window sizes): same tags; fields
@@ -14,6 +14,12 @@ Tag cardinality is patients x devices x signals: bounded by the fleet. Units,
 sources and quality are fields or documentation, never tags, so they cannot
 multiply series. Writing line protocol strings in batches is several times
 cheaper than building client ``Point`` objects per reading.
+
+Escaping follows influxdb-client exactly, and the lines are the ones its
+``Point.to_line_protocol`` would give for the same point (tags and fields in key
+order, a whole float without its ``.0``, a tag with an empty value left out), so
+the client is the oracle in the tests. A name can never split a line: newline,
+CR and tab are written as the two characters ``\n``, ``\r``, ``\t``.
 """
 
 from __future__ import annotations
@@ -22,16 +28,90 @@ import math
 
 from vitalstream.model import Reading, WindowAggregate
 
-_TAG_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\=", "\\": "\\\\"})
+# The escape tables of influxdb-client 1.50 (influxdb_client.client.write.point:
+# _ESCAPE_MEASUREMENT, _ESCAPE_KEY, _ESCAPE_STRING), copied rather than imported
+# because they are private names. tests/test_store_safety.py proves the functions
+# below equal Point.to_line_protocol for every code point, so an upgrade that
+# changes them fails there. A backslash is not escaped in names (InfluxDB keeps
+# "\\" as two backslashes in a tag), which is why ids may not hold one
+# (vitalstream.ids).
+_ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_ESCAPE_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t",
+                             "\r": r"\r"})
+_ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
+
+
+def measurement(name: str) -> str:
+    r"""Escape a measurement name.
+
+    >>> print(measurement("my vitals,v2"))
+    my\ vitals\,v2
+    """
+    return name.translate(_ESCAPE_MEASUREMENT)
+
+
+def tag_key(key: str) -> str:
+    """Escape a tag key or a field key (the same rules)."""
+    return key.translate(_ESCAPE_KEY)
+
+
+field_key = tag_key
 
 
 def tag(value: str) -> str:
-    """Escape a tag key or value.
+    r"""Escape a tag value.
 
-    >>> tag("a b,c=d")
-    'a\\\\ b\\\\,c\\\\=d'
+    A trailing backslash would escape the separator after it, so influxdb-client
+    appends a space (read back as an escaped space), and so does this.
+
+    >>> print(tag("a b,c=d"), tag("p\nvitals"), tag("x\\") + ",")
+    a\ b\,c\=d p\nvitals x\ ,
     """
-    return value.translate(_TAG_ESC)
+    out = value.translate(_ESCAPE_KEY)
+    return out + " " if out.endswith("\\") else out
+
+
+tag_value = tag
+
+
+def string_field(value: str) -> str:
+    r"""A string field value, quoted and escaped.
+
+    >>> print(string_field('say "hi" \\ bye'))
+    "say \"hi\" \\ bye"
+    """
+    return '"' + value.translate(_ESCAPE_STRING) + '"'
+
+
+def line_measurement(line: str) -> str:
+    r"""The measurement of a line, as written (escapes kept).
+
+    >>> print(line_measurement("vitals,patient=p value=1 5"), line_measurement(r"a\ b\,c x=1"))
+    vitals a\ b\,c
+    """
+    i, n = 0, len(line)
+    while i < n:
+        c = line[i]
+        if c == "\\":
+            i += 2  # an escaped character never ends the name
+            continue
+        if c == "," or c == " ":
+            break
+        i += 1
+    return line[:i]
+
+
+def _float(v: float) -> str:
+    # influxdb-client's format: str(), and a whole number without ".0" (still a float
+    # in line protocol: only an "i" suffix makes an integer).
+    s = repr(float(v))
+    return s[:-2] if s.endswith(".0") else s
+
+
+def _tags(**tags: str) -> str:
+    # key order (what InfluxDB stores and recommends sending); an empty tag value is
+    # invalid line protocol, so it is left out as the client does.
+    return "".join(f",{k}={tag(v)}" for k, v in sorted(tags.items()) if v)
 
 
 def window_measurement(size_ns: int) -> str:
@@ -49,22 +129,22 @@ def window_measurement(size_ns: int) -> str:
 
 
 def reading_line(r: Reading) -> str:
-    q = f",quality={int(r.quality)}i" if r.quality else ""
-    return (f"vitals,patient={tag(r.patient)},device={tag(r.device)},signal={r.signal.value} "
-            f"value={float(r.value)!r}{q} {r.event_ns}")
+    q = f"quality={int(r.quality)}i," if r.quality else ""
+    return (f"vitals{_tags(device=r.device, patient=r.patient, signal=r.signal.value)} "
+            f"{q}value={_float(r.value)} {r.event_ns}")
 
 
-def aggregate_line(a: WindowAggregate, measurement: str) -> str:
-    return (f"{measurement},patient={tag(a.patient)},device={tag(a.device)},signal={a.signal.value} "
-            f"count={a.count}i,min={float(a.min)!r},max={float(a.max)!r},"
-            f"mean={float(a.mean)!r},last={float(a.last)!r} {a.start_ns}")
+def aggregate_line(a: WindowAggregate, measurement_name: str) -> str:
+    return (f"{measurement(measurement_name)}"
+            f"{_tags(device=a.device, patient=a.patient, signal=a.signal.value)} "
+            f"count={a.count}i,last={_float(a.last)},max={_float(a.max)},"
+            f"mean={_float(a.mean)},min={_float(a.min)} {a.start_ns}")
 
 
 def score_line(patient: str, signal: str, score: float, event_ns: int,
                low: float | None = None, high: float | None = None,
                observed: float | None = None) -> str:
-    fields = [f"score={float(score)!r}"]
-    for name, v in (("expected_low", low), ("expected_high", high), ("observed", observed)):
-        if v is not None and math.isfinite(v):
-            fields.append(f"{name}={float(v)!r}")
-    return f"anomaly,patient={tag(patient)},signal={tag(signal)} {','.join(fields)} {event_ns}"
+    fields = {"score": score, "expected_low": low, "expected_high": high, "observed": observed}
+    body = ",".join(f"{k}={_float(v)}" for k, v in sorted(fields.items())
+                    if v is not None and math.isfinite(v))
+    return f"anomaly{_tags(patient=patient, signal=signal)} {body} {event_ns}"
