@@ -37,6 +37,9 @@ class Dedup:
 
     horizon_ns: int = 120 * 1_000_000_000
     bucket_ns: int = 10 * 1_000_000_000
+    # Keys themselves rather than their hash: ``hash()`` of a str is salted per process,
+    # so state that is snapshotted and resumed elsewhere must keep the keys.
+    store_keys: bool = False
 
     def build(self, resume_state: "DedupState | None" = None, *, key: str = "") -> "DedupLogic":
         return DedupLogic(self, resume_state or DedupState())
@@ -44,7 +47,7 @@ class Dedup:
 
 @dataclass
 class DedupState:
-    buckets: dict[int, set[int]] = field(default_factory=dict)  # bucket -> key hashes
+    buckets: dict[int, set] = field(default_factory=dict)  # bucket -> keys or key hashes
     max_event_ns: int | None = None
 
 
@@ -59,7 +62,7 @@ class DedupLogic(Stateless["DedupState"]):
         if st.max_event_ns is not None and event_ns < st.max_event_ns - cfg.horizon_ns:
             return False
         bucket = event_ns // cfg.bucket_ns
-        h = hash(key)
+        h = key if cfg.store_keys else hash(key)
         keys = st.buckets.get(bucket)
         if keys is None:
             keys = st.buckets[bucket] = set()

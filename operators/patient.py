@@ -26,6 +26,7 @@ from typing import Any, Union
 from vitalstream.model import Alert, Reading, WindowAggregate
 from vitalstream.operators.clock import EventClock, EventClockState
 from vitalstream.operators.contract import DISCARD, RETAIN, Emit, earliest, snapshot_of
+from vitalstream.operators.dedup import Dedup, DedupState
 from vitalstream.operators.rules import RuleSet, RuleState
 from vitalstream.operators.window import TumblingWindow, WindowState
 
@@ -54,7 +55,8 @@ class PatientState:
     window: WindowState = field(default_factory=WindowState)
     rules: list[RuleState] = field(default_factory=list)
     pending: list = field(default_factory=list)  # heap of (event_ns, signal, device, value, reading)
-    pending_keys: set = field(default_factory=set)  # (event_ns, signal, device) in `pending`
+    seen: DedupState = field(default_factory=DedupState)
+    duplicates: int = 0
     anomaly: Any = None
     late_rules: int = 0
     last_recv_ns: int = 0  # newest receive time seen: restores the host's frontier on resume
@@ -68,7 +70,12 @@ class PatientLogic:
         self.patient = patient
         self.state = st
         self.clock = EventClock(st.clock)
-        self.window = cfg.window.build(st.window, key=patient, clock=self.clock)
+        # Stage A dedups per worker; a copy that reached this patient by another path
+        # (shared subscription, redelivery after a restart) must not count twice.
+        w = cfg.window
+        self.dedup = Dedup(w.size_ns + w.allowed_lateness_ns + cfg.rule_delay_ns, w.size_ns,
+                           store_keys=True).build(st.seen)
+        self.window = w.build(st.window, key=patient, clock=self.clock, dedup=False)
         if not st.rules:
             st.rules = [RuleState() for _ in cfg.rules.rules]
         self.rules = [r.build(s, key=patient) for r, s in zip(cfg.rules.rules, st.rules)]
@@ -87,21 +94,18 @@ class PatientLogic:
         self.clock.observe(r.event_ns, at)
         now = self.clock.now_ns(at, commit=True)
         st.last_seen_ns = max(st.last_seen_ns, at if at is not None else st.clock.wall_at_max_ns)
+        if self.dedup.seen_before(r.dedup_key()):
+            st.duplicates += 1
+            return self._advance(now), RETAIN
         if not self.window.add(r, now):
             self.window.state.late += 1
         if r.signal in self._rules_for or self.anomaly is not None:
-            key = (r.event_ns, r.signal.value, r.device)
-            if key in st.pending_keys:
-                # Stage A dedups per worker; a copy that reached this patient by
-                # another path (shared subscription, redelivery) must not count twice.
-                pass
-            elif r.event_ns <= now - self.cfg.rule_delay_ns:
+            if r.event_ns <= now - self.cfg.rule_delay_ns:
                 # Judged on the clock at arrival, not on when the buffer was last
                 # drained, so the verdict does not depend on timer wake-ups.
                 st.late_rules += 1
             else:
-                st.pending_keys.add(key)
-                heapq.heappush(st.pending, (*key, r.value, r))
+                heapq.heappush(st.pending, (r.event_ns, r.signal.value, r.device, r.value, r))
         return self._advance(now), RETAIN
 
     def on_notify(self, now_ns: int) -> Emit:
@@ -140,7 +144,6 @@ class PatientLogic:
         pending = st.pending
         while pending and (final or pending[0][0] <= limit):
             item = heapq.heappop(pending)
-            st.pending_keys.discard(item[:3])
             out.extend(self._evaluate(item[4]))
         closed = self.window.close_due(0 if now is None else now, all_=final)
         if closed:

@@ -29,6 +29,7 @@ from typing import Any, Mapping, Protocol
 from vitalstream.model import Quality, Reading, WindowAggregate
 from vitalstream.operators.clock import EventClock, EventClockState
 from vitalstream.operators.contract import RETAIN, Emit, snapshot_of
+from vitalstream.operators.dedup import Dedup, DedupState
 from vitalstream.signals import Signal
 
 WindowKey = tuple[str, Signal, int]  # (device, signal, start_ns)
@@ -149,28 +150,34 @@ class TumblingWindow:
     def window_start(self, event_ns: int) -> int:
         return event_ns - (event_ns - self.offset_ns) % self.size_ns
 
+    def dedup(self) -> Dedup:
+        """Remembers readings as long as a window they fall in can be open."""
+        return Dedup(self.size_ns + self.allowed_lateness_ns, self.size_ns, store_keys=True)
+
     def build(self, resume_state: "WindowState | None" = None, *, key: str = "",
-              clock: EventClock | None = None) -> "WindowLogic":
+              clock: EventClock | None = None, dedup: bool = True) -> "WindowLogic":
         """``clock``: a host that owns the key's event clock (the patient) shares it;
-        standalone, the window keeps its own in its state."""
-        return WindowLogic(self, key, resume_state or WindowState(), clock)
+        standalone, the window keeps its own in its state. ``dedup=False``: the host
+        has already dropped duplicates."""
+        return WindowLogic(self, key, resume_state or WindowState(), clock, dedup)
 
 
 @dataclass
 class WindowState:
     open: dict[WindowKey, dict[str, Any]] = field(default_factory=dict)  # name -> accumulator
-    seen: dict[WindowKey, set[int]] = field(default_factory=dict)
+    seen: DedupState = field(default_factory=DedupState)
     late: int = 0
     clock: EventClockState = field(default_factory=EventClockState)  # standalone use only
 
 
 class WindowLogic:
     def __init__(self, cfg: TumblingWindow, patient: str, state: WindowState,
-                 clock: EventClock | None = None) -> None:
+                 clock: EventClock | None = None, dedup: bool = True) -> None:
         self.cfg = cfg
         self.patient = patient
         self.state = state
         self.clock = clock if clock is not None else EventClock(state.clock)
+        self.dedup = cfg.dedup().build(state.seen) if dedup else None
 
     # -- the operator contract (standalone: the window owns its event clock) --
 
@@ -204,17 +211,14 @@ class WindowLogic:
         start = cfg.window_start(r.event_ns)
         if start + cfg.size_ns + cfg.allowed_lateness_ns <= now_ns:
             return False
+        if self.dedup is not None and self.dedup.seen_before(r.dedup_key()):
+            return True  # a duplicate that reached us by another path
         if r.quality & Quality.LOW_QUALITY:
             return True
         key = (r.device, r.signal, start)
         accs = self.state.open.get(key)
         if accs is None:
             accs = self.state.open[key] = {n: a.initialize() for n, a in cfg.aggregators.items()}
-            self.state.seen[key] = set()
-        seen = self.state.seen[key]
-        if r.event_ns in seen:  # a duplicate that reached us by another path
-            return True
-        seen.add(r.event_ns)
         for name, agg in cfg.aggregators.items():
             accs[name] = agg.aggregate(accs[name], r.value, r.event_ns)
         return True
@@ -234,7 +238,6 @@ class WindowLogic:
         out = []
         for key in due:
             accs = self.state.open.pop(key)
-            del self.state.seen[key]
             device, signal, start = key
             values = {n: a.result(accs[n]) for n, a in cfg.aggregators.items()}
             out.append(WindowAggregate(self.patient, signal, start, start + cfg.size_ns, values,

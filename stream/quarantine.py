@@ -48,6 +48,7 @@ import redis
 from vitalstream.connectors.registry import DeviceRegistry, RegistryResolver
 from vitalstream.errors import DecodeError, VitalstreamError
 from vitalstream.model import Message, Quality, RawReading
+from vitalstream.operators.dedup import Dedup
 from vitalstream.stream import assembly
 from vitalstream.stream.ingest import Ack, Ingest, Quarantined
 from vitalstream.stream.reference import RunResult, run_reference
@@ -151,7 +152,7 @@ def replay_quarantine(settings: Settings, registry: DeviceRegistry, *,
         # trust_payload=False: only the registry may take a reading out of quarantine.
         resolver = RegistryResolver(registry, trust_payload=False, poll_s=float("inf"))
         picked: list[tuple[bytes, dict]] = []
-        seen: set[tuple] = set()
+        seen = Dedup(horizon_ns=2**62, store_keys=True).build()  # the whole quarantine
         repeat_ids: list[bytes] = []
         for entry_id, doc in read_entries(r, stream):
             stats.scanned += 1
@@ -164,12 +165,11 @@ def replay_quarantine(settings: Settings, registry: DeviceRegistry, *,
                 stats.still_quarantined += 1
                 continue
             stats.mapped += 1
-            key = (raw.device, raw.user, raw.signal, raw.event_ns)
-            if key in seen:
+            # (device, signal, time) as everywhere, plus the user of a shared cuff
+            if seen.seen_before((raw.device, raw.signal, raw.event_ns, raw.user)):
                 stats.repeats += 1
                 repeat_ids.append(entry_id)
                 continue
-            seen.add(key)
             picked.append((entry_id, doc))
         if not picked:
             return stats
