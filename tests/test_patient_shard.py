@@ -184,3 +184,51 @@ def test_duplicate_after_window_close_but_before_rule_release_counts_once():
     out = host.on_batch([temp]) + host.on_batch([_r(61, 37.0, signal=Signal.BODY_TEMP)])
     out += host.on_batch([temp]) + host.on_eof()
     assert [o for o in out if type(o) is Alert] == []
+
+
+def test_silent_patient_is_evicted_windows_written_and_baseline_resumed_on_return():
+    """A patient silent for evict_after leaves the host: its open window is written then,
+    its state freed; its anomaly baseline waits dormant and seeds it when it returns."""
+    from vitalstream.operators.anomaly.stage import AnomalyStage
+    from vitalstream.stream.assembly import patient_flow
+    from vitalstream.stream.settings import Settings
+
+    hour = 3600 * NS
+    flow = dataclasses.replace(patient_flow(Settings()), evict_after_ns=hour)
+    assert isinstance(flow.anomaly, AnomalyStage)
+    wall = FakeClock(T0)
+    host = Clocked(PatientHost(flow, baseline_ttl_ns=24 * hour).build(), wall)
+    out = []
+    for i in range(90):  # 90 minutes of HR 70-79, then silence
+        wall.set(T0 + i * 60 * NS)
+        r = Reading("p1", "d1", Signal.HEART_RATE, 70.0 + i % 10, "/min", wall.now_ns(), wall.now_ns())
+        out += host.on_notify() + host.on_batch([r])
+    wall.set(T0 + 89 * 60 * NS + hour - 1)
+    out += host.on_notify()
+    assert "p1" in host.patients                      # not yet: one hour since the last reading
+    wall.advance(1)
+    evicted = host.on_notify()
+    assert "p1" not in host.patients and host.state.evicted == 1
+    # the last minute's window had closed on time; eviction writes nothing twice
+    assert [a for a in evicted if type(a) is WindowAggregate] == []
+    assert sum(1 for a in out + evicted if type(a) is WindowAggregate) == 90
+    learned = host.state.dormant["p1"][1]
+    # every one of the 90 readings was learned (the last released from the reorder buffer
+    # at eviction) into the resting daytime baseline (T0 is 10:00 UTC)
+    assert learned["detectors"]["detectors"]["heart_rate"]["baselines"]["rest/day"][0] == 90
+    back = Reading("p1", "d1", Signal.HEART_RATE, 75.0, "/min", wall.now_ns(), wall.now_ns())
+    host.on_batch([back])
+    assert "p1" not in host.state.dormant
+    assert host.patients["p1"].anomaly.snapshot()["detectors"] == learned["detectors"]
+
+
+def test_eviction_writes_a_window_still_open():
+    hour = 3600 * NS
+    flow = PatientFlow(TumblingWindow(24 * hour, 0), evict_after_ns=hour)  # a day-long window
+    wall = FakeClock(T0)
+    host = Clocked(PatientHost(flow, baseline_ttl_ns=2 * hour).build(), wall)
+    host.on_batch([_r(0, 70.0), _r(60, 80.0)])
+    wall.set(T0 + 60 * NS + hour)
+    (agg,) = host.on_notify()                          # written at eviction, all it had
+    assert (agg.count, agg.mean, agg.start_ns) == (2, 75.0, T0 - T0 % (24 * hour))
+    assert "p1" not in host.patients
