@@ -1,6 +1,6 @@
 """Offline registry of the Open mHealth JSON schemas, and the time and unit vocabularies they fix.
 
-Every file of the shared ``openmhealth/schema/omh/`` folder is registered under
+Every file of the schema folder is registered under
 its canonical URI ``https://w3id.org/openmhealth/schemas/omh/<file>`` with
 network retrieval disabled (the approach of ``shared/reference/openmhealth/check.py``):
 a payload must never make the pipeline fetch a URL. Each schema is validated
@@ -18,8 +18,14 @@ of the same name that resolves locally (blood-pressure 3.1, body-temperature
 upstream 4.0 samples all have the 3.x shape), so this is a best-effort check,
 not an IEEE 1752.1 conformance check.
 
-The folder is ``$VITALSTREAM_OMH_SCHEMAS`` if set, else
-``<repo>/../shared/reference/openmhealth/schema/omh``.
+The folder is ``$VITALSTREAM_OMH_SCHEMAS`` if set, else the copy shipped as
+package data, ``vitalstream/connectors/data/omh/`` (the shared reference
+``openmhealth/schema/omh/`` files byte for byte, Apache-2.0, with their LICENSE
+and a NOTICE of provenance and changes): an installed wheel or the Docker image
+validates offline without the source tree.
+
+Date-times (the ``date-time`` format) are read by the project's one parser,
+``vitalstream.timeutil.parse_iso8601_ns`` (RFC 3339 5.6, zone required).
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,8 @@ from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 from referencing.jsonschema import DRAFT7
 
+from vitalstream.timeutil import format_iso8601_ns, parse_iso8601_ns
+
 BASE_URI = "https://w3id.org/openmhealth/schemas/omh/"
 ENV_VAR = "VITALSTREAM_OMH_SCHEMAS"
 DATA_POINT_SCHEMA = "data-point-1.0.json"
@@ -50,51 +57,17 @@ _FILE = re.compile(r"^(?P<name>.+)-(?P<major>\d+)\.(?P<minor>\d+)\.json$")
 _VERSION = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)$")
 
 NS_PER_S = 1_000_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s]*$")
+PACKAGE_DIRECTORY = Path(__file__).resolve().parent / "data" / "omh"
+
+FORMATS = FormatChecker(formats=())
 
 # RFC 3339 section 5.6 date-time: the zone is mandatory. date-time-1.0.json says
 # a missing zone means UTC, but its "format": "date-time" makes such a value
 # invalid, and guessing a zone for a clinical time is worse than rejecting it.
-_DATE_TIME = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<hms>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))?"
-    r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})$")
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s]*$")
-
-FORMATS = FormatChecker(formats=())
-
-
-def parse_date_time(text: str) -> int:
-    """Integer UTC nanoseconds of an RFC 3339 date-time; ValueError if it is not one.
-
-    Fractions finer than a microsecond are kept (parsed by hand, since
-    ``datetime`` stops at microseconds).
-
-    >>> parse_date_time("1970-01-01T01:00:00.000000001+01:00")
-    1
-    """
-    m = _DATE_TIME.match(text) if isinstance(text, str) else None
-    if m is None:
-        raise ValueError(f"not an RFC 3339 date-time with a zone: {text!r}")
-    zone = m["zone"].upper().replace("Z", "+00:00")
-    dt = datetime.fromisoformat(f"{m['date']}T{m['hms']}{zone}")  # rejects 2013-02-30, 24:00:00
-    whole = dt - _EPOCH
-    frac = (m["frac"] or "")[:9].ljust(9, "0")
-    if len(m["frac"] or "") > 9 and set(m["frac"][9:]) != {"0"}:
-        raise ValueError(f"date-time finer than a nanosecond: {text!r}")
-    return (whole.days * 86_400 + whole.seconds) * NS_PER_S + int(frac)
-
-
-def format_date_time(ns: int) -> str:
-    """RFC 3339 UTC text of integer nanoseconds, exact, trailing zeros trimmed.
-
-    >>> format_date_time(1_500_000_000)
-    '1970-01-01T00:00:01.5Z'
-    """
-    secs, frac = divmod(ns, NS_PER_S)
-    text = (_EPOCH + timedelta(seconds=secs)).strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        text += "." + f"{frac:09d}".rstrip("0")
-    return text + "Z"
+# Kept importable under the names this module used to define.
+parse_date_time = parse_iso8601_ns
+format_date_time = format_iso8601_ns
 
 
 _NS_PER_DAY = 86_400 * NS_PER_S
@@ -263,11 +236,11 @@ class OmhSchemas:
 
 
 def default_directory() -> Path:
+    """``$VITALSTREAM_OMH_SCHEMAS`` if set, else the schemas shipped in the package."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[1]
-    return repo.parent / "shared" / "reference" / "openmhealth" / "schema" / "omh"
+    return PACKAGE_DIRECTORY
 
 
 @functools.cache
