@@ -27,10 +27,11 @@ from vitalstream.simulators.scenario import Scenario
 HOUR_NS = 3_600_000_000_000
 MMHG_IN_PA = 133.322387415  # BIPM SI brochure / NIST SP 811: 1 mmHg = 133.322387415 Pa
 NO_EPISODE = {"healthy", "hypertensive", "dropout", "motion"}
-# Every unit the signal catalogue accepts (UCUM, RFC 8428 section 12.1, common spellings).
+# Every unit the signal catalogue accepts (UCUM, RFC 8428 section 12.1, tolerated aliases).
+# Not "C" or "F": in UCUM and SenML those are the coulomb and the farad.
 KNOWN_UNITS = {"/min", "1/min", "beat/min", "beats/min", "{beats}/min", "bpm", "Hz", "breaths/min",
-               "{breaths}/min", "%", "/", "mm[Hg]", "mmHg", "Pa", "kPa", "hPa", "Cel", "C", "degC",
-               "[degF]", "degF", "F", "K", "mg/dL", "mmol/L", "mol/L", "kg/L", "g/L", "count", "1",
+               "{breaths}/min", "%", "/", "mm[Hg]", "mmHg", "Pa", "kPa", "hPa", "Cel", "degC",
+               "[degF]", "degF", "K", "mg/dL", "mmol/L", "mol/L", "kg/L", "g/L", "count", "1",
                "{steps}", "steps", "{count}", "kg", "[lb_av]", "lb", "g"}
 
 

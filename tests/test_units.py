@@ -52,8 +52,8 @@ def test_mmhg_reference_point_133_322387415_pa_is_one_mmhg():
 
 @pytest.mark.parametrize("unit,value,expected_cel", [
     ("[degF]", 98.6, 37.0),
-    ("degF", 100.4, 38.0),
-    ("F", 95.0, 35.0),
+    ("degF", 100.4, 38.0),             # a tolerated alias of [degF]
+    ("degC", 36.6, 36.6),              # a tolerated alias of Cel
     ("K", 310.15, 37.0),
     ("K", 311.15, 38.0),
     ("Cel", 36.6, 36.6),
@@ -121,6 +121,8 @@ def test_mass_to_kg_exact_pound(unit, value, expected_kg):
 @pytest.mark.parametrize("signal,unit", [
     ("heart_rate", "mmHg"), ("bp_systolic", "psi"), ("glucose", "mmol"), ("spo2", "ratio"),
     ("body_temp", "degR"),
+    # UCUM and SenML (RFC 8428 12.1): C is the coulomb, F the farad, not temperatures
+    ("body_temp", "C"), ("body_temp", "F"),
 ])
 def test_unknown_unit_is_unit_error(signal, unit):
     with pytest.raises(UnitError) as ei:
