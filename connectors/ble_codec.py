@@ -29,6 +29,10 @@ default).
 OMH: ``header.user_id`` becomes the payload patient when present (else None,
 and the registry decides); a physical-activity point gives no reading.
 Readings over MQTT are live (``Quality.OK``); the file import flags HISTORICAL.
+
+Both decoders emit ``RawReading``s with the unit as a standard code (UCUM or
+SenML); the normaliser converts it and judges plausibility. Nothing is
+registered at import: ``connectors.codecs.default_codecs`` builds the table.
 """
 
 from __future__ import annotations
@@ -36,21 +40,13 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from vitalstream.connectors.ble.gateway import frame_to_readings, parse_envelope
-from vitalstream.connectors.codecs import CODECS, Decoded, Decoder, register_codec
+from vitalstream.connectors.codecs import Decoded, Decoder
 from vitalstream.connectors.omh import decode_omh
+from vitalstream.connectors.omh_schemas import OmhSchemas
 from vitalstream.errors import DecodeError, IdentityError
-from vitalstream.model import Quality, RawReading, Reading
 
 STEP_OMITTED = "ble_readings"
 DEFAULT_TZ = "UTC"
-
-
-def raw_of(r: Reading, *, patient: str | None, user: int | None = None,
-           gateway: str | None = None) -> RawReading:
-    """A decoded ``Reading`` as a ``RawReading`` (already in the canonical unit)."""
-    return RawReading(device=r.device, patient=patient, signal=r.signal.value, value=r.value,
-                      unit=r.unit, event_ns=r.event_ns, quality=Quality(r.quality),
-                      source=r.source, user=user, gateway=gateway)
 
 
 def make_ble_decoder(default_tz: tzinfo | str = DEFAULT_TZ) -> Decoder:
@@ -61,9 +57,9 @@ def make_ble_decoder(default_tz: tzinfo | str = DEFAULT_TZ) -> Decoder:
         if frame.gateway_id is not None and frame.gateway_id != topic_device:
             raise IdentityError("identity", topic_device, "identity_mismatch",
                                 f"envelope gateway {frame.gateway_id!r} on topic of {topic_device!r}")
-        ble = frame_to_readings(frame, patient="", recv_ns=recv_ns, default_tz=default_tz)
-        out: list[Decoded] = [raw_of(r, patient=None, user=ble.user_id, gateway=topic_device)
-                              for r in ble.readings]
+        ble = frame_to_readings(frame, patient=None, recv_ns=recv_ns, default_tz=default_tz,
+                                gateway=topic_device)
+        out: list[Decoded] = list(ble.readings)
         for o in ble.omitted:
             out.append(DecodeError(STEP_OMITTED, frame.device, o.reason,
                                    f"{o.signal.value}: {o.detail}"))
@@ -75,19 +71,14 @@ def make_ble_decoder(default_tz: tzinfo | str = DEFAULT_TZ) -> Decoder:
 decode_ble = make_ble_decoder()
 
 
-def decode_omh_topic(payload: bytes, topic_device: str, recv_ns: int) -> list[Decoded]:
-    """``omh`` topic decoder: one data point -> its readings (raises DecodeError)."""
-    readings = decode_omh(payload, device=topic_device, recv_ns=recv_ns)
-    # decode_omh stands the device in for a missing user_id; here that is "unknown".
-    return [raw_of(r, patient=None if r.patient == r.device else r.patient) for r in readings]
+def make_omh_decoder(schemas: OmhSchemas | None = None) -> Decoder:
+    """An ``omh`` topic decoder validating against ``schemas`` (default: the packaged ones)."""
+
+    def decode_omh_topic(payload: bytes, topic_device: str, recv_ns: int) -> list[Decoded]:
+        """One data point -> its raw readings (raises DecodeError)."""
+        return list(decode_omh(payload, device=topic_device, recv_ns=recv_ns, schemas=schemas))
+
+    return decode_omh_topic
 
 
-def register_payload_codecs(default_tz: tzinfo | str = DEFAULT_TZ) -> None:
-    """Register ``ble`` and ``omh`` in ``connectors.codecs.CODECS`` (idempotent)."""
-    register_codec("ble", decode_ble if default_tz == DEFAULT_TZ else make_ble_decoder(default_tz))
-    register_codec("omh", decode_omh_topic)
-
-
-# Importing this module is enough to make the codecs available to Ingest.
-if "ble" not in CODECS:
-    register_payload_codecs()
+decode_omh_topic = make_omh_decoder()

@@ -16,30 +16,65 @@ is optional (canonical unit assumed). A single reading object without the
 ``readings`` array is accepted too.
 
 SenML (codec ``senml``): a JSON array of records. Base fields (``bn``, ``bt``,
-``bu``, ``bv``) apply to the record they appear in and every later one until
-redefined (RFC 8428 section 4.1). The resolved name ``bn + n`` is
-``<device_id>:<signal>`` (``/`` is accepted as separator too); a pack with no
+``bu``, ``bv``, ``bs``, ``bver``) apply to the record they appear in and every
+later one until redefined (RFC 8428 section 4.1). The resolved name ``bn + n``
+is ``<device_id>:<signal>`` (``/`` is accepted as separator too); a pack with no
 base name names only the signal and takes its device from the topic. Times are
 seconds, kept to the microsecond (a double near 1.7e9 s cannot hold more);
 values of ``t`` below 2**28 are relative to now (section 4.5.3), which here
-means the receive time.
+means ``recv_ns``, the receive time the caller passes (a command-line decode
+passes the current time, ``time.time_ns()``).
+
+What the RFC makes an error of the whole pack (one dead letter, no reading):
+
+- a field whose label ends in ``_`` ("must understand", section 4.4; this
+  decoder understands none): reason ``unsupported_field``;
+- ``bver`` above 10, the version RFC 8428 defines (sections 4.1 and 4.4: the
+  receiver MUST NOT use such a pack): ``unsupported_version``; a ``bver`` that
+  is not a positive integer, or records of different versions (4.4: all
+  records of a pack have the same version): ``bad_version``.
+
+Per record (the other records of the pack still count):
+
+- a record whose value is ``vs``, ``vb`` or ``vd`` (string, boolean, data) is
+  ``unsupported_field`` naming the field: vital signs are numbers;
+- a record with a sum only (``s``, or a ``bs`` in force) and no ``v`` is
+  ``unsupported_field`` naming ``s``: RFC 8428 4.2 defines the sum as the
+  integral of the value over time, in the unit times seconds, so reading it as
+  a value would be wrong (a step count sum is in count*s, not steps). A record
+  with both ``v`` and ``s`` is the reading ``v``; its sum is not used;
+- more than one of ``v``/``vs``/``vb``/``vd`` is ``bad_value`` (4.2: exactly one
+  value field).
 
 Decoders return one entry per record: a ``RawReading`` or the error that record
 raised, so one bad record in a pack does not take the valid ones down with it.
+Units are passed on as sent; the normaliser converts them (or dead-letters them
+as ``unknown_unit``).
+
+Registry: a decoder is ``Decoder(payload, topic_device, recv_ns)``. Nothing is
+registered at import; the caller builds the topic-codec table it wants with
+``default_codecs()`` (``json``, ``senml``, ``ble``, ``omh``) and may add or
+replace entries in its own copy.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
-from typing import Callable, Union
+from datetime import tzinfo
+from typing import TYPE_CHECKING, Callable, Union
 
 from vitalstream.errors import DecodeError, IdentityError, VitalstreamError
-from vitalstream.model import Quality, RawReading, from_datetime
+from vitalstream.model import Quality, RawReading
+from vitalstream.timeutil import parse_iso8601_ns
+
+if TYPE_CHECKING:
+    from vitalstream.connectors.omh_schemas import OmhSchemas
 
 NS = 1_000_000_000
 _SENML_RELATIVE_LIMIT_S = 2**28  # RFC 8428 4.5.3
+SENML_VERSION = 10  # RFC 8428 4.1: the Base Version this decoder implements (and the default)
+_SENML_OTHER_VALUES = ("vs", "vb", "vd")  # 4.2: string, boolean and data values
 
 
 Decoded = Union[RawReading, VitalstreamError]
@@ -63,14 +98,11 @@ def parse_topic(topic: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
-def _iso_to_ns(text: str, device: str) -> int:
+def _iso_to_ns(text: object, device: str) -> int:
     try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except (ValueError, AttributeError) as exc:
-        raise DecodeError("decode", device, "bad_time", repr(text)) from exc
-    if dt.tzinfo is None:
-        raise DecodeError("decode", device, "bad_time", f"no time zone in {text!r}")
-    return from_datetime(dt)
+        return parse_iso8601_ns(text)  # type: ignore[arg-type]  # a non-string is a ValueError
+    except ValueError as exc:
+        raise DecodeError("decode", device, "bad_time", str(exc)) from None
 
 
 def _number(v: object, device: str, what: str) -> float:
@@ -143,36 +175,96 @@ def _json_reading(item: object, device: str, patient: str | None) -> RawReading:
     return RawReading(device, patient, signal, value, unit, event_ns, quality, "json")
 
 
+def _senml_pack_check(doc: list, device: str) -> None:
+    """Errors of the whole pack (RFC 8428 4.4), raised before any record is used."""
+    version = None
+    for i, rec in enumerate(doc):
+        if not isinstance(rec, dict):
+            continue  # that record's own error, reported with it
+        for label in rec:
+            if isinstance(label, str) and label.endswith("_"):
+                raise DecodeError("decode", device, "unsupported_field",
+                                  f"record {i}: {label!r} is a must-understand field this "
+                                  "receiver does not understand (RFC 8428 4.4)")
+        if "bver" in rec:
+            v = rec["bver"]
+            # JSON has one number type: 10 and 10.0 are the same integer.
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or v < 1:
+                raise DecodeError("decode", device, "bad_version",
+                                  f"record {i}: bver={v!r} is not a positive integer (RFC 8428 4.1)")
+            if v > SENML_VERSION:
+                raise DecodeError("decode", device, "unsupported_version",
+                                  f"record {i}: bver={v!r}, this receiver implements "
+                                  f"{SENML_VERSION} (RFC 8428 4.4)")
+            version = int(v) if version is None else version
+            if int(v) != version:
+                raise DecodeError("decode", device, "bad_version",
+                                  f"record {i}: bver={v!r} after bver={version}: all records of "
+                                  "a pack have the same version (RFC 8428 4.4)")
+    # A pack that sets bver only after its first record mixes the default (10) with it.
+    if version is not None and version != SENML_VERSION and "bver" not in _first_record(doc):
+        raise DecodeError("decode", device, "bad_version",
+                          f"bver={version} set after records of the default version "
+                          f"{SENML_VERSION} (RFC 8428 4.4)")
+
+
+def _first_record(doc: list) -> dict:
+    return next((r for r in doc if isinstance(r, dict)), {})
+
+
 def decode_senml(payload: bytes, topic_device: str, recv_ns: int) -> list[Decoded]:
+    """Records of a SenML JSON pack; ``recv_ns`` resolves relative times (RFC 8428 4.5.3)."""
     doc = _load(payload, topic_device)
     if not isinstance(doc, list):
         raise DecodeError("decode", topic_device, "missing_field", "SenML pack is not an array")
+    _senml_pack_check(doc, topic_device)
     out: list[Decoded] = []
-    bn, bt, bu, bv = "", 0.0, None, 0.0
+    bn, bt, bu, bv, bs = "", 0.0, None, 0.0, None
     for rec in doc:
         try:
             if not isinstance(rec, dict):
                 raise DecodeError("decode", topic_device, "missing_field", "record is not an object")
             # Base fields take effect for this record and the ones after it.
-            bn = rec.get("bn", bn)
+            bn = _text(rec["bn"], topic_device, "bn") if "bn" in rec else bn
             bt = _number(rec["bt"], topic_device, "bt") if "bt" in rec else bt
-            bu = rec.get("bu", bu)
+            bu = _text(rec["bu"], topic_device, "bu") if "bu" in rec else bu
             bv = _number(rec["bv"], topic_device, "bv") if "bv" in rec else bv
-            out.append(_senml_record(rec, topic_device, recv_ns, bn, bt, bu, bv))
+            bs = _number(rec["bs"], topic_device, "bs") if "bs" in rec else bs
+            out.append(_senml_record(rec, topic_device, recv_ns, bn, bt, bu, bv, bs))
         except VitalstreamError as err:
             out.append(err)
     return out
 
 
+def _text(v: object, device: str, what: str) -> str:
+    if not isinstance(v, str):
+        raise DecodeError("decode", device, "bad_value", f"{what}={v!r} is not a string")
+    return v
+
+
 def _senml_record(rec: dict, topic_device: str, recv_ns: int, bn: str, bt: float,
-                  bu: str | None, bv: float) -> RawReading:
-    name = f"{bn}{rec.get('n', '')}"
+                  bu: str | None, bv: float, bs: float | None) -> RawReading:
+    name = bn + (_text(rec["n"], topic_device, "n") if "n" in rec else "")
     if not name:
         raise DecodeError("decode", topic_device, "missing_field", "record has no name")
     cut = max(name.rfind(":"), name.rfind("/"))
     device, signal = (name[:cut], name[cut + 1:]) if cut >= 0 else (None, name)
     _check_device(device, topic_device)
-    if "v" not in rec and "bv" not in rec:
+    values = [k for k in ("v", *_SENML_OTHER_VALUES) if k in rec]
+    if len(values) > 1:
+        raise DecodeError("decode", topic_device, "bad_value",
+                          f"{name}: {', '.join(values)}: exactly one value field (RFC 8428 4.2)")
+    if values and values[0] != "v":
+        raise DecodeError("decode", topic_device, "unsupported_field",
+                          f"{name}: {values[0]} (a {_VALUE_KIND[values[0]]} value): "
+                          "vital signs are numeric 'v' values")
+    if "s" in rec:
+        _number(rec["s"], topic_device, "s")  # a malformed sum is malformed even if unused
+    if not values and "bv" not in rec:
+        if "s" in rec or bs is not None:
+            raise DecodeError("decode", topic_device, "unsupported_field",
+                              f"{name}: s (sum, the integral of the value over time, RFC 8428 "
+                              "4.2) without a value 'v': a sum is not a reading")
         raise DecodeError("decode", topic_device, "missing_field", f"{name}: no numeric value 'v'")
     value = bv + _number(rec.get("v", 0.0), topic_device, name)
     t = bt + _number(rec.get("t", 0.0), topic_device, "t")
@@ -183,13 +275,24 @@ def _senml_record(rec: dict, topic_device: str, recv_ns: int, bn: str, bt: float
         # noise: round to whole microseconds, which survive the round trip exactly.
         whole = math.floor(t)
         event_ns = whole * NS + round((t - whole) * 1e6) * 1000
-    return RawReading(topic_device, None, signal, value, rec.get("u", bu), event_ns,
-                      Quality.OK, "senml")
+    unit = _text(rec["u"], topic_device, "u") if "u" in rec else bu
+    return RawReading(topic_device, None, signal, value, unit, event_ns, Quality.OK, "senml")
 
 
-CODECS: dict[str, Decoder] = {"json": decode_json, "senml": decode_senml}
+_VALUE_KIND = {"vs": "string", "vb": "boolean", "vd": "data"}
 
 
-def register_codec(name: str, decoder: Decoder) -> None:
-    """Plug in a decoder for topic suffix ``name`` (BLE gateways, Open mHealth...)."""
-    CODECS[name] = decoder
+def default_codecs(*, ble_tz: tzinfo | str = "UTC",
+                   omh_schemas: OmhSchemas | None = None) -> dict[str, Decoder]:
+    """A new topic-codec table: ``json``, ``senml``, ``ble`` and ``omh``.
+
+    ``ble_tz`` is the zone of the BLE device clocks when an envelope names none
+    (the gateway fleet's configured zone). ``omh_schemas`` defaults to the
+    packaged Open mHealth schemas. The table is the caller's: add or replace
+    entries in it, nothing else sees them.
+    """
+    # Imported here: ble_codec and omh import this module (Decoded, Decoder).
+    from vitalstream.connectors.ble_codec import make_ble_decoder, make_omh_decoder
+
+    return {"json": decode_json, "senml": decode_senml, "ble": make_ble_decoder(ble_tz),
+            "omh": make_omh_decoder(omh_schemas)}

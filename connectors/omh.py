@@ -4,18 +4,25 @@ A data point is ``{"header": {...}, "body": {...}}``. Decoding validates the
 whole point against ``data-point-1.0.json``, then the body against the type
 schema named by ``header.schema_id`` (see ``omh_schemas`` for the offline
 registry and the IEEE 1752.1 version fallback), then maps the body onto
-``Reading``s in the catalogue's canonical units.
+``RawReading``s: the value as sent, and its OMH unit translated to the UCUM
+code it means. Converting to the canonical unit and judging plausibility is the
+normaliser's job, as for every other source.
 
-Mapping (OMH unit -> catalogue)::
+Mapping (OMH unit -> UCUM code of the raw reading; canonical unit after normalising)::
 
-    heart-rate         heart_rate   beats/min   -> /min
+    heart-rate         heart_rate   beats/min   -> {beats}/min       (/min)
     blood-pressure     bp_systolic + bp_diastolic (two readings) mmHg -> mm[Hg]
     oxygen-saturation  spo2         %           -> %
-    body-temperature   body_temp    K, C, F     -> Cel
-    respiratory-rate   resp_rate    breaths/min -> /min
-    blood-glucose      glucose      mg/dL, mmol/L -> mg/dL (18.0156 mg/dL per mmol/L)
-    step-count         steps        steps       -> count
+    body-temperature   body_temp    K, C, F     -> K, Cel, [degF]    (Cel)
+    respiratory-rate   resp_rate    breaths/min -> {breaths}/min     (/min)
+    blood-glucose      glucose      mg/dL, mmol/L -> the same        (mg/dL)
+    step-count         steps        steps       -> {steps}           (count)
     physical-activity  no catalogue signal: an ``ActivityEpisode`` context record
+
+OMH's temperature units are "common synonyms (non-UCUM)" (temperature-unit-value
+1.0): its ``C`` and ``F`` are degrees, where in UCUM and SenML they are the
+coulomb and the farad. That is why the translation happens here, where the
+vocabulary is known, and not in the catalogue.
 
 Event time: ``effective_time_frame.date_time``; for a ``time_interval`` the end
 (``end_date_time``, or ``start_date_time + duration``), because a value over an
@@ -26,13 +33,13 @@ rejected (``imprecise_time``); so is an interval ending before it starts
 (``bad_interval``). Durations: see ``omh_schemas.duration_to_ns``.
 
 A body with ``descriptive_statistic`` (e.g. a daily minimum) is not a single
-measurement: the statistic is kept in ``Reading.source`` as ``omh:<statistic>``
+measurement: the statistic is kept in ``RawReading.source`` as ``omh:<statistic>``
 (``omh:<statistic>/<denominator>`` for step counts), plain measurements have
 source ``omh``; ``encode_omh`` writes it back.
 
-Identity: ``header.user_id`` (header 1.2) is the patient when present, else the
-device id stands in for it (the device -> patient registry maps it later). The
-device is the caller's ``device`` (the MQTT topic's), else
+Identity: ``header.user_id`` (header 1.2) is the payload patient when present,
+else None (the device -> patient resolver decides; by default the device id
+stands in). The device is the caller's ``device`` (the MQTT topic's), else
 ``header.acquisition_provenance.source_name``.
 """
 
@@ -51,12 +58,11 @@ from vitalstream.connectors.omh_schemas import (
     default_schemas,
     duration_to_ns,
     duration_unit_value,
-    format_date_time,
-    parse_date_time,
 )
 from vitalstream.errors import DecodeError, VitalstreamError
-from vitalstream.model import Quality, Reading
+from vitalstream.model import Quality, RawReading, Reading
 from vitalstream.signals import Signal, spec
+from vitalstream.timeutil import format_iso8601_ns, parse_iso8601_ns
 
 STEP = "omh_decode"
 SOURCE = "omh"
@@ -74,6 +80,12 @@ _BODY_FIELDS: dict[str, tuple[tuple[str, Signal], ...]] = {
 }
 ACTIVITY = "physical-activity"
 SUPPORTED = frozenset(_BODY_FIELDS) | {ACTIVITY}
+
+# OMH unit (the schemas' enums) -> the UCUM code it means
+OMH_UNITS: dict[str, str] = {
+    "beats/min": "{beats}/min", "breaths/min": "{breaths}/min", "mmHg": "mm[Hg]", "%": "%",
+    "K": "K", "C": "Cel", "F": "[degF]", "mg/dL": "mg/dL", "mmol/L": "mmol/L", "steps": "{steps}",
+}
 
 # signal -> (schema name, body property, OMH unit of the catalogue's canonical unit)
 _ENCODE: dict[Signal, tuple[str, str, str]] = {
@@ -139,7 +151,7 @@ def _number(v: object, device: str | None, path: str) -> float:
 
 def _time_ns(text: str, device: str | None, path: str) -> int:
     try:
-        return parse_date_time(text)
+        return parse_iso8601_ns(text)
     except ValueError as exc:
         raise _fail(device, "schema_invalid", f"{path}: {exc}") from None
 
@@ -179,12 +191,13 @@ def _time_frame(tf: dict, device: str | None) -> tuple[int | None, int | None]:
     return _interval(tf["time_interval"], device, path + ".time_interval")
 
 
-def _identity(header: dict, device: str | None) -> tuple[str, str]:
+def _identity(header: dict, device: str | None) -> tuple[str | None, str]:
+    """(payload patient or None, device)."""
     # An empty id names nobody: fall through to the next source rather than key on "".
     device = device or (header.get("acquisition_provenance") or {}).get("source_name")
     if not device:
         raise _fail(None, "no_device", "no device given and no acquisition_provenance.source_name")
-    return header.get("user_id") or device, device
+    return header.get("user_id") or None, device
 
 
 def _validated(point: object, device: str | None, schemas: OmhSchemas) -> tuple[dict, str, str]:
@@ -239,12 +252,14 @@ def _activity(body: dict, patient: str, device: str, recv_ns: int) -> ActivityEp
 
 def decode_omh_records(payload: bytes | str | dict, *, device: str | None, recv_ns: int,
                        quality: Quality = Quality.OK,
-                       schemas: OmhSchemas | None = None) -> list[Reading | ActivityEpisode]:
-    """Readings of one data point, or ``[ActivityEpisode]`` for physical-activity.
+                       schemas: OmhSchemas | None = None) -> list[RawReading | ActivityEpisode]:
+    """Raw readings of one data point, or ``[ActivityEpisode]`` for physical-activity.
 
-    Raises ``DecodeError(step="omh_decode")`` with reason ``bad_json``,
-    ``schema_invalid``, ``unsupported_schema``, ``unknown_unit``, ``bad_value``,
-    ``bad_interval``, ``imprecise_time`` or ``no_device``.
+    ``recv_ns`` is only kept on an ``ActivityEpisode``; a raw reading gets its
+    receive time when it is normalised. Raises ``DecodeError(step="omh_decode")``
+    with reason ``bad_json``, ``schema_invalid``, ``unsupported_schema``,
+    ``unknown_unit``, ``bad_value``, ``bad_interval``, ``imprecise_time`` or
+    ``no_device``.
     """
     schemas = schemas or default_schemas()
     point = payload if isinstance(payload, dict) else _parse_json(payload, device)
@@ -252,37 +267,37 @@ def decode_omh_records(payload: bytes | str | dict, *, device: str | None, recv_
     header, body = point["header"], point["body"]
     patient, device = _identity(header, device)
     if name == ACTIVITY:
-        return [_activity(body, patient, device, recv_ns)]
+        # context, not a reading: the device stands in for an unknown wearer
+        return [_activity(body, patient or device, device, recv_ns)]
     tf = body["effective_time_frame"]
     if "part_of_day" in tf.get("time_interval", {}):
         raise _fail(device, "imprecise_time", "date + part_of_day gives no instant for a reading")
     _, event_ns = _time_frame(tf, device)
     assert event_ns is not None  # every branch but part_of_day yields an end
     source = _statistic_source(body)
-    out: list[Reading | ActivityEpisode] = []
+    out: list[RawReading | ActivityEpisode] = []
     for prop, signal in _BODY_FIELDS[name]:
         uv = body[prop]
-        sp = spec(signal)
-        try:
-            value = sp.to_canonical(_number(uv["value"], device, f"$.body.{prop}.value"), uv["unit"])
-        except KeyError:
-            raise _fail(device, "unknown_unit", f"$.body.{prop}.unit: {uv['unit']!r}") from None
-        out.append(Reading(patient=patient, device=device, signal=signal, value=value,
-                           unit=sp.unit, event_ns=event_ns, recv_ns=recv_ns, source=source,
-                           quality=quality))
+        unit = OMH_UNITS.get(uv["unit"])
+        if unit is None:  # outside OMH's vocabulary: reading it as UCUM could mean anything
+            raise _fail(device, "unknown_unit", f"$.body.{prop}.unit: {uv['unit']!r}")
+        out.append(RawReading(device=device, patient=patient, signal=signal.value,
+                              value=_number(uv["value"], device, f"$.body.{prop}.value"),
+                              unit=unit, event_ns=event_ns, quality=quality, source=source))
     return out
 
 
 def decode_omh(payload: bytes | str | dict, *, device: str | None, recv_ns: int,
-               quality: Quality = Quality.OK, schemas: OmhSchemas | None = None) -> list[Reading]:
-    """Readings of one data point in catalogue units (see ``decode_omh_records``).
+               quality: Quality = Quality.OK,
+               schemas: OmhSchemas | None = None) -> list[RawReading]:
+    """Raw readings of one data point (see ``decode_omh_records``).
 
     A valid physical-activity point gives no reading (``[]``): use
     ``decode_omh_records`` to get its ``ActivityEpisode``.
     """
     return [r for r in decode_omh_records(payload, device=device, recv_ns=recv_ns,
                                           quality=quality, schemas=schemas)
-            if isinstance(r, Reading)]
+            if isinstance(r, RawReading)]
 
 
 # --- encoding ----------------------------------------------------------------
@@ -293,10 +308,10 @@ def _new_id() -> str:
 
 def _time_frame_out(event_ns: int, duration_ns: int | None) -> dict:
     if duration_ns is None:
-        return {"date_time": format_date_time(event_ns)}
+        return {"date_time": format_iso8601_ns(event_ns)}
     if duration_ns < 0:
         raise OmhEncodeError("omh_encode", None, "bad_interval", f"duration_ns={duration_ns}")
-    return {"time_interval": {"end_date_time": format_date_time(event_ns),
+    return {"time_interval": {"end_date_time": format_iso8601_ns(event_ns),
                               "duration": duration_unit_value(duration_ns)}}
 
 
@@ -306,7 +321,7 @@ def _header(name: str, r: Reading, id_factory: Callable[[], str], schemas: OmhSc
     version = filename.removeprefix(name + "-").removesuffix(".json")
     return {"id": id_factory(),
             # receive time, not the wall clock: re-exporting the same readings gives the same points
-            "creation_date_time": format_date_time(r.recv_ns),
+            "creation_date_time": format_iso8601_ns(r.recv_ns),
             "schema_id": {"namespace": "omh", "name": name, "version": version},
             "acquisition_provenance": {"source_name": r.device, "modality": "sensed"},
             "user_id": r.patient}

@@ -3,6 +3,8 @@ and ``export_points`` (readings back to data points, blood pressure paired).
 
 Import never raises for a bad item: it becomes a ``DeadLetter`` naming the item
 (``item N: ...``), so one broken point in a file does not lose the others.
+Import yields raw readings, like every connector: the caller normalises them
+(``Normaliser(max_clock_skew_ns=None)``, since a back-fill is old by design).
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from vitalstream.connectors.omh import (
 )
 from vitalstream.connectors.omh_schemas import OmhSchemas, default_schemas
 from vitalstream.errors import DecodeError
-from vitalstream.model import DeadLetter, Quality, Reading
-from vitalstream.operators.clock import Clock, SystemClock
+from vitalstream.model import DeadLetter, Quality, RawReading, Reading
+from vitalstream.clock import Clock, SystemClock
 from vitalstream.signals import Signal
 
-Imported = Reading | ActivityEpisode | DeadLetter
+Imported = RawReading | ActivityEpisode | DeadLetter
 
 
 def _items(text: str) -> Iterator[tuple[str, object | None, str | None]]:
@@ -56,14 +58,17 @@ def _items(text: str) -> Iterator[tuple[str, object | None, str | None]]:
 def import_file(path: str | Path, *, device: str | None = None, clock: Clock | None = None,
                 quality: Quality = Quality.HISTORICAL,
                 schemas: OmhSchemas | None = None) -> Iterator[Imported]:
-    """Readings, activity episodes and dead letters of a file of data points.
+    """Raw readings, activity episodes and dead letters of a file of data points.
 
     The file holds one data point, a JSON array of them, or JSON lines. Each
     point that cannot be decoded becomes a ``DeadLetter`` (step ``omh_decode``,
     topic ``file:<path>``, detail prefixed with its 0-based item index) so one
     bad point does not stop the import. Readings are flagged HISTORICAL by
     default: an import is a back-fill, and a back-fill must not page anyone.
-    ``recv_ns`` is ``clock.now_ns()`` when the item is decoded.
+    ``clock.now_ns()`` when the item is decoded is the ``recv_ns`` of its dead
+    letters and activity episodes; raw readings carry no receive time (the
+    normaliser is given one). An unreadable file raises
+    ``DecodeError(step="omh_import", reason="unreadable_file")``.
     """
     schemas = schemas or default_schemas()
     clock = clock or SystemClock()

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
-import vitalstream.connectors.ble_codec  # noqa: F401  registers the ble and omh topic codecs
-from vitalstream.connectors.codecs import CODECS, parse_topic
+from vitalstream.connectors.codecs import default_codecs, parse_topic
 from vitalstream.errors import VitalstreamError
 from vitalstream.ids import check_identifier
 from vitalstream.model import DeadLetter, Message, RawReading, Reading
@@ -57,7 +56,7 @@ class Ingest:
         # a Dedup config, or an already built (possibly shared) logic
         self.dedup = dedup.build() if isinstance(dedup, Dedup) else dedup
         self.patient_of = patient_of
-        self.codecs = CODECS if codecs is None else codecs
+        self.codecs = default_codecs() if codecs is None else codecs
         self.stats = IngestStats()
 
     def _dead(self, err: VitalstreamError, msg: Message, out: list[Outcome]) -> None:

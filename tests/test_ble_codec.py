@@ -18,16 +18,18 @@ from vitalstream.testing import shared_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vitalstream.connectors.ble.ieee11073 import decode_float, decode_sfloat
+import vitalstream.connectors.codecs as codecs_mod
 from vitalstream.connectors.ble_codec import (
     decode_ble,
     decode_omh_topic,
     make_ble_decoder,
 )
-from vitalstream.connectors.codecs import CODECS
+from vitalstream.connectors.codecs import default_codecs
 from vitalstream.errors import DecodeError, IdentityError, VitalstreamError
 from vitalstream.model import DeadLetter, Message, Quality, RawReading, Reading
 from vitalstream.operators.normalise import Normaliser
 from vitalstream.operators.patient import PatientFlow
+from vitalstream.signals import UCUM, spec
 from vitalstream.simulators.ble_gateway import (
     ble_gateway_run,
     blood_pressure_value,
@@ -106,7 +108,9 @@ def test_vectors_from_shared_ble_vectors_json_become_raw_readings_or_dead_letter
     errors = [e for e in out if isinstance(e, VitalstreamError)]
     assert [r.signal for r in readings] == [s for s, _ in want_readings]
     for r, (_, v) in zip(readings, want_readings):
-        assert r.value == pytest.approx(v, rel=REL_TOL)
+        # raw readings carry the characteristic's unit as a UCUM code; the catalogue converts
+        assert r.unit in UCUM
+        assert spec(r.signal).to_canonical(r.value, r.unit) == pytest.approx(v, rel=REL_TOL)
         assert (r.device, r.gateway, r.patient, r.user) == ("AA:BB:CC:DD:EE:01", "gw-7", None,
                                                             exp.get("user_id"))
         assert r.event_ns == event_ns
@@ -157,9 +161,16 @@ def test_device_clock_zone_defaults_to_the_configured_gateway_zone():
     assert {r.event_ns for r in berlin if isinstance(r, RawReading)} == {(t_utc - 7200) * 10**9}
 
 
-def test_codecs_are_registered_on_import():
-    assert CODECS["ble"] is decode_ble
-    assert CODECS["omh"] is decode_omh_topic
+def test_codec_table_is_built_explicitly_and_nothing_registers_on_import():
+    # No module-global table to mutate: each caller gets its own.
+    assert not hasattr(codecs_mod, "CODECS") and not hasattr(codecs_mod, "register_codec")
+    a, b = default_codecs(), default_codecs()
+    assert sorted(a) == ["ble", "json", "omh", "senml"] and a is not b
+    a["cbor"] = lambda payload, device, recv_ns: []
+    assert "cbor" not in b and "cbor" not in default_codecs()
+    payload = envelope("2A37", "00 48")
+    assert a["ble"](payload, "gw-1", 0) == decode_ble(payload, "gw-1", 0)
+    assert a["omh"](_omh_point(), "w", 0) == decode_omh_topic(_omh_point(), "w", 0)
 
 
 def _omh_point(**header) -> bytes:
@@ -173,7 +184,10 @@ def _omh_point(**header) -> bytes:
 
 def test_omh_topic_codec_patient_is_user_id_else_left_to_the_registry():
     [r] = decode_omh_topic(_omh_point(user_id="p-9"), "watch-1", 0)
-    assert (r.device, r.patient, r.signal, r.value, r.unit) == ("watch-1", "p-9", "heart_rate", 61.0, "/min")
+    # OMH's "beats/min" as the UCUM code it means; canonical /min after normalising
+    assert (r.device, r.patient, r.signal, r.value, r.unit) == \
+        ("watch-1", "p-9", "heart_rate", 61.0, "{beats}/min")
+    assert Normaliser(max_clock_skew_ns=None).normalise(r, 0).unit == "/min"
     assert r.event_ns == 1704096000 * 10**9  # 2024-01-01T08:00:00Z
     [r] = decode_omh_topic(_omh_point(), "watch-1", 0)
     assert r.patient is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import calendar
+import dataclasses
 import json
 import math
 
@@ -32,6 +33,7 @@ from vitalstream.connectors.ble.ieee11073 import Special
 from vitalstream.connectors.ble.readings import to_readings
 from vitalstream.errors import DecodeError, IdentityError
 from vitalstream.model import Quality
+from vitalstream.operators.normalise import Normaliser
 from vitalstream.signals import Signal
 
 
@@ -54,8 +56,14 @@ def _readings(vector_id: str, tz: str = "UTC", **kw):
                        gateway_ns=GW_NS, tz=tz, **kw)
 
 
+def _canonical(result):
+    """The mapping's raw readings through the normaliser (the one place that converts units)."""
+    norm = Normaliser(max_clock_skew_ns=None)
+    return dataclasses.replace(result, readings=[norm.normalise(r, GW_NS) for r in result.readings])
+
+
 def _by_signal(result) -> dict[Signal, float]:
-    return {r.signal: r.value for r in result.readings}
+    return {r.signal: r.value for r in _canonical(result).readings}
 
 
 # --- to_readings: units -----------------------------------------------------------
@@ -67,12 +75,15 @@ def test_vector_bp_kpa_timestamp_pulse_converts_kpa_to_mmhg():
         assert math.isclose(got[signal], kpa * 1000.0 / PA_PER_MMHG, rel_tol=1e-12)
     assert math.isclose(got[Signal.BP_SYSTOLIC], 140.2615, rel_tol=1e-6)  # 18.7 kPa ~ 140.26 mmHg
     assert got[Signal.HEART_RATE] == 81.0  # cuff pulse rate is a heart_rate reading
-    assert {r.unit for r in res.readings if r.signal != Signal.HEART_RATE} == {"mm[Hg]"}
+    # raw: the cuff's unit (flag bit 0: kPa) as a UCUM code; canonical mm[Hg] once normalised
+    assert {r.unit for r in res.readings if r.signal != Signal.HEART_RATE} == {"kPa"}
+    assert {r.unit for r in _canonical(res).readings if r.signal != Signal.HEART_RATE} == {"mm[Hg]"}
 
 
 def test_vector_temp_fahrenheit_converts_to_celsius():
     res = _readings("temp-fahrenheit-timestamp-type")  # 101.3 degF
-    (r,) = res.readings
+    assert [(r.value, r.unit) for r in res.readings] == [(pytest.approx(101.3), "[degF]")]
+    (r,) = _canonical(res).readings
     assert r.signal == Signal.BODY_TEMP and r.unit == "Cel"
     assert math.isclose(r.value, (101.3 - 32.0) * 5.0 / 9.0, rel_tol=1e-12)
     assert math.isclose(r.value, 38.5, rel_tol=1e-12)
@@ -80,15 +91,18 @@ def test_vector_temp_fahrenheit_converts_to_celsius():
 
 def test_vector_glucose_kg_per_l_and_mol_per_l_become_mg_per_dl():
     # 0.00092 kg/L = 920 mg/L = 92 mg/dL
-    (r,) = _readings("glu-kgl-offset-type-status").readings
+    assert [r.unit for r in _readings("glu-kgl-offset-type-status").readings] == ["kg/L"]
+    (r,) = _canonical(_readings("glu-kgl-offset-type-status")).readings
     assert r.unit == "mg/dL" and math.isclose(r.value, 92.0, rel_tol=1e-12)
     # 0.0061 mol/L = 6.1 mmol/L; x 180.156 mg/mmol / 10 dL/L
-    (r,) = _readings("glu-moll-offset-zero").readings
+    assert [r.unit for r in _readings("glu-moll-offset-zero").readings] == ["mol/L"]
+    (r,) = _canonical(_readings("glu-moll-offset-zero")).readings
     assert math.isclose(r.value, 6.1 * 180.156 / 10.0, rel_tol=1e-12)
 
 
 def test_vector_weight_imperial_converts_pounds_to_kg():
-    (r,) = _readings("wt-imperial-minimal").readings  # 154.32 lb
+    assert [r.unit for r in _readings("wt-imperial-minimal").readings] == ["[lb_av]"]
+    (r,) = _canonical(_readings("wt-imperial-minimal")).readings  # 154.32 lb
     assert r.unit == "kg" and math.isclose(r.value, 154.32 * 0.45359237, rel_tol=1e-12)
 
 
@@ -103,7 +117,8 @@ def test_device_time_in_berlin_winter_is_utc_plus_one():
     # 2024-03-10 07:15:00 CET (UTC+1, before the 31 March switch) = 06:15:00Z
     res = _readings("bp-kpa-timestamp-pulse", tz="Europe/Berlin")
     assert {r.event_ns for r in res.readings} == {_utc_ns(2024, 3, 10, 6, 15, 0)}
-    assert all(r.quality == Quality.OK and r.recv_ns == GW_NS for r in res.readings)
+    # raw readings carry no receive time: the normaliser is given the message's
+    assert all(r.quality == Quality.OK for r in res.readings)
 
 
 def test_device_time_in_new_york_summer_is_utc_minus_four():
@@ -259,7 +274,7 @@ def test_frame_to_readings_uses_envelope_zone_for_device_time():
     res = frame_to_readings(parse_envelope(json.dumps(env)), patient="p", recv_ns=1, default_tz="UTC")
     # 2013-04-17 20:41:59 EDT (UTC-4) = 2013-04-18 00:41:59Z
     assert {r.event_ns for r in res.readings} == {_utc_ns(2013, 4, 18, 0, 41, 59)}
-    assert {r.recv_ns for r in res.readings} == {GW_NS} and res.user_id == 1
+    assert res.user_id == 1 and {r.user for r in res.readings} == {1}
 
 
 def test_frame_to_readings_falls_back_to_default_zone_and_caller_receive_time():
@@ -336,8 +351,10 @@ def test_theengs_scale_object_mode_and_ambient_thermometer_give_no_patient_readi
 def test_theengs_scale_in_pounds_converts_to_kg():
     obj = {"type": "SCALE", "model_id": "XMTZC02HM/XMTZC05HM", "weighing_mode": "person",
            "unit": "lb", "weight": 140.65}
-    (r,) = advert_to_readings(obj, device="d", patient="p", gateway_ns=GW_NS).readings
-    assert math.isclose(r.value, 140.65 * 0.45359237, rel_tol=1e-12)
+    res = advert_to_readings(obj, device="d", patient="p", gateway_ns=GW_NS)
+    assert [(r.value, r.unit) for r in res.readings] == [(140.65, "[lb_av]")]
+    (r,) = _canonical(res).readings
+    assert r.unit == "kg" and math.isclose(r.value, 140.65 * 0.45359237, rel_tol=1e-12)
 
 
 def test_raw_mi_scale_advertisement_is_decoded_by_theengsdecoder():
@@ -349,7 +366,7 @@ def test_raw_mi_scale_advertisement_is_decoded_by_theengsdecoder():
     f = parse_envelope(json.dumps(msg), topic="home/OMG_ESP32_BLE/BTtoMQTT/AABBCCDDEEFF")
     assert f.gateway_id == "OMG_ESP32_BLE" and f.service_uuid == "0x181d"
     assert f.decoded is not None and f.decoded["model_id"] == "XMTZC01HM/XMTZC04HM"
-    (r,) = frame_to_readings(f, patient="p", recv_ns=GW_NS, default_tz="UTC").readings
+    (r,) = _canonical(frame_to_readings(f, patient="p", recv_ns=GW_NS, default_tz="UTC")).readings
     assert r.signal == Signal.BODY_WEIGHT and math.isclose(r.value, 0x303E * 0.005, rel_tol=1e-12)
 
 

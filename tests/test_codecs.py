@@ -256,7 +256,8 @@ def test_senml_float_time_rounded_to_microseconds():
 
 @pytest.mark.parametrize("rec,reason", [
     ({"n": "heart_rate", "t": T0_S}, "missing_field"),           # no value
-    ({"n": "heart_rate", "vs": "72", "t": T0_S}, "missing_field"),  # string value is not a reading
+    # a string value is not a reading, and the dead letter says which field (RFC 8428 4.2)
+    ({"n": "heart_rate", "vs": "72", "t": T0_S}, "unsupported_field"),
     ({"n": "heart_rate", "v": True, "t": T0_S}, "bad_value"),
     ({"n": "heart_rate", "v": "72", "t": T0_S}, "bad_value"),
     ({"v": 72, "t": T0_S}, "missing_field"),                     # no name at all

@@ -2,6 +2,11 @@
 
 Expected values come from the samples themselves (their value, unit and time),
 converted with the formulas written out here, never from the codec's output.
+
+The codec emits raw readings (OMH units translated to UCUM codes); the tests
+check values in canonical units through ``decode_canonical``, which applies the
+catalogue conversion the normaliser applies (without its plausibility check:
+some upstream samples are physically impossible on purpose).
 """
 
 from __future__ import annotations
@@ -27,14 +32,15 @@ from vitalstream.connectors.omh import (
 from vitalstream.connectors.omh_schemas import (
     DATA_POINT_SCHEMA,
     ENV_VAR,
+    PACKAGE_DIRECTORY,
     default_directory,
     default_schemas,
     format_date_time,
     parse_date_time,
 )
 from vitalstream.errors import DecodeError
-from vitalstream.model import Reading
-from vitalstream.signals import Signal
+from vitalstream.model import RawReading, Reading
+from vitalstream.signals import UCUM, Signal, spec
 
 OMH = Path(os.environ.get(ENV_VAR) or
            Path(__file__).resolve().parents[2] / "shared/reference/openmhealth/schema/omh").parent.parent
@@ -58,6 +64,24 @@ INCLUDED = set(TYPES) | {"physical-activity"}
 IEEE_FALLBACK = {("blood-pressure", "4.0"): "blood-pressure-3.1.json",
                  ("body-temperature", "4.0"): "body-temperature-3.0.json",
                  ("blood-glucose", "4.0"): "blood-glucose-3.0.json"}
+
+
+def canonical(raw: RawReading, recv_ns: int) -> Reading:
+    """The reading the normaliser makes of ``raw``, minus the plausibility check."""
+    assert raw.unit in UCUM, raw.unit  # OMH's vocabulary is translated to UCUM codes
+    sp = spec(raw.signal)
+    return Reading(raw.patient if raw.patient is not None else raw.device, raw.device,
+                   Signal(raw.signal), sp.to_canonical(raw.value, raw.unit), sp.unit,
+                   raw.event_ns, recv_ns, raw.source, raw.quality)
+
+
+def decode_canonical(payload, *, device, recv_ns, **kw) -> list[Reading]:
+    return [canonical(r, recv_ns) for r in decode_omh(payload, device=device, recv_ns=recv_ns, **kw)]
+
+
+def records_canonical(payload, *, device, recv_ns, **kw) -> list[Reading | ActivityEpisode]:
+    return [canonical(r, recv_ns) if isinstance(r, RawReading) else r
+            for r in decode_omh_records(payload, device=device, recv_ns=recv_ns, **kw)]
 
 
 def by_hand(value: float, unit: str) -> float:
@@ -133,11 +157,19 @@ def test_ieee_versions_fall_back_to_the_versions_named_in_shared_readme():
     assert SCHEMAS.resolve("heart-rate", "two") is None
 
 
-def test_schema_folder_follows_the_environment_variable(monkeypatch, tmp_path):
+def test_schema_folder_follows_the_environment_variable_else_the_packaged_copy(monkeypatch, tmp_path):
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
     assert default_directory() == tmp_path
     monkeypatch.delenv(ENV_VAR)
-    assert default_directory().resolve() == (OMH / "schema/omh").resolve()
+    assert default_directory() == PACKAGE_DIRECTORY
+    # the packaged copy is the shared reference folder, byte for byte, with its licence
+    shared = OMH / "schema/omh"
+    assert sorted(p.name for p in PACKAGE_DIRECTORY.glob("*.json")) == \
+        sorted(p.name for p in shared.glob("*.json"))
+    for p in shared.glob("*.json"):
+        assert (PACKAGE_DIRECTORY / p.name).read_bytes() == p.read_bytes(), p.name
+    assert (PACKAGE_DIRECTORY / "LICENSE").read_bytes() == (OMH / "LICENSE").read_bytes()
+    assert "Apache" in (PACKAGE_DIRECTORY / "NOTICE").read_text()
 
 
 # --- shared samples -----------------------------------------------------------
@@ -160,7 +192,7 @@ def test_should_pass_sample_from_shared_openmhealth_validates_and_decodes(name, 
     assert SCHEMAS.resolve(name, declared) == f"{name}-{version}.json"
     assert SCHEMAS.problem(f"{name}-{version}.json", body) is None
     payload = json.dumps(point(name, declared, body, user_id="pat-9")).encode()
-    out = decode_omh_records(payload, device="dev-1", recv_ns=123)
+    out = records_canonical(payload, device="dev-1", recv_ns=123)
     if name == "physical-activity":
         (ep,) = out
         assert isinstance(ep, ActivityEpisode) and ep.activity_name == body["activity_name"]
@@ -191,7 +223,7 @@ def test_should_fail_sample_from_shared_openmhealth_is_rejected_with_decode_erro
     body = json.loads(path.read_text())
     assert SCHEMAS.problem(f"{name}-{version}.json", body) is not None
     with pytest.raises(DecodeError) as info:
-        decode_omh(point(name, path.parts[-3], body), device="dev-1", recv_ns=0)
+        decode_canonical(point(name, path.parts[-3], body), device="dev-1", recv_ns=0)
     assert info.value.reason == "schema_invalid" and info.value.step == "omh_decode"
     assert info.value.detail.startswith("$.body")
 
@@ -208,10 +240,10 @@ def test_ieee_4_0_should_pass_sample_decodes_through_the_fallback_schema(name, v
     if path.name == "valid-temperature-with-statistic.json" and name == "body-temperature":
         # upstream sample: interval starts 2023-02-05 and ends 2020-03-06
         with pytest.raises(DecodeError) as info:
-            decode_omh(payload, device="d", recv_ns=0)
+            decode_canonical(payload, device="d", recv_ns=0)
         assert info.value.reason == "bad_interval"
         return
-    out = decode_omh(payload, device="d", recv_ns=0)
+    out = decode_canonical(payload, device="d", recv_ns=0)
     assert [r.signal for r in out] == [s for _, s, _ in TYPES[name]]
     for r, (prop, _, _) in zip(out, TYPES[name]):
         assert r.value == pytest.approx(by_hand(body[prop]["value"], body[prop]["unit"]))
@@ -222,7 +254,7 @@ def test_ieee_4_0_should_pass_sample_decodes_through_the_fallback_schema(name, v
 def test_ieee_4_0_should_fail_sample_is_still_rejected(name, version, path):
     body = json.loads(path.read_text())
     with pytest.raises(DecodeError) as info:
-        decode_omh(point(name, version, body), device="d", recv_ns=0)
+        decode_canonical(point(name, version, body), device="d", recv_ns=0)
     # date + part_of_day is valid in OMH time-interval 1.0 but dropped by IEEE 1752.1
     expected = "imprecise_time" if path.stem == "invalid-timeframe-format" else "schema_invalid"
     assert info.value.reason == expected
@@ -232,22 +264,22 @@ def test_data_point_samples_from_shared_openmhealth():
     dp = SAMPLES / "data-point/1.0"
     valid = json.loads((dp / "shouldPass/valid-data-point.json").read_text())
     assert SCHEMAS.problem(DATA_POINT_SCHEMA, valid) is None
-    (ep,) = decode_omh_records(valid, device=None, recv_ns=0)
+    (ep,) = records_canonical(valid, device=None, recv_ns=0)
     assert (ep.patient, ep.device) == ("RunKeeper", "RunKeeper")  # provenance, no user_id
     assert (ep.date, ep.part_of_day, ep.start_ns) == ("2013-02-05", "morning", None)
     assert ep.distance_m == pytest.approx(1.5 * 1609.344)
-    assert decode_omh(valid, device=None, recv_ns=0) == []  # no catalogue signal
+    assert decode_canonical(valid, device=None, recv_ns=0) == []  # no catalogue signal
     # a valid envelope whose body misses physical-activity's required activity_name
     empty = json.loads((dp / "shouldPass/empty-body.json").read_text())
     assert SCHEMAS.problem(DATA_POINT_SCHEMA, empty) is None
     with pytest.raises(DecodeError, match=r"\$\.body: 'activity_name' is a required property"):
-        decode_omh(empty, device=None, recv_ns=0)
+        decode_canonical(empty, device=None, recv_ns=0)
     for f in sorted((dp / "shouldFail").glob("*.json")):
         with pytest.raises(DecodeError) as info:
-            decode_omh(f.read_bytes(), device="d", recv_ns=0)
+            decode_canonical(f.read_bytes(), device="d", recv_ns=0)
         assert info.value.reason == "schema_invalid"
     with pytest.raises(DecodeError, match=r"\$\.header: 'id' is a required property"):
-        decode_omh((dp / "shouldFail/invalid-header.json").read_bytes(), device="d", recv_ns=0)
+        decode_canonical((dp / "shouldFail/invalid-header.json").read_bytes(), device="d", recv_ns=0)
 
 
 # --- units and times ----------------------------------------------------------
@@ -256,7 +288,7 @@ def _one(name, prop, value, unit, tf=None):
     body = {prop: {"value": value, "unit": unit},
             "effective_time_frame": tf or {"date_time": "2024-03-01T12:00:00Z"}}
     version = SCHEMAS.newest_local(name).removeprefix(name + "-").removesuffix(".json")
-    (r,) = decode_omh(point(name, version, body), device="d", recv_ns=0)
+    (r,) = decode_canonical(point(name, version, body), device="d", recv_ns=0)
     return r
 
 
@@ -320,15 +352,18 @@ def test_patient_is_user_id_else_device_and_device_is_topic_else_provenance():
     body = {"heart_rate": {"value": 60, "unit": "beats/min"},
             "effective_time_frame": {"date_time": "2024-03-01T12:00:00Z"}}
     prov = {"source_name": "watch-7"}
-    (r,) = decode_omh(point("heart-rate", "2.0", body, user_id="pat-1", acquisition_provenance=prov),
+    (r,) = decode_canonical(point("heart-rate", "2.0", body, user_id="pat-1", acquisition_provenance=prov),
                       device="gw-dev", recv_ns=0)
     assert (r.patient, r.device) == ("pat-1", "gw-dev")
-    (r,) = decode_omh(point("heart-rate", "2.0", body, acquisition_provenance=prov), device=None, recv_ns=0)
+    (r,) = decode_canonical(point("heart-rate", "2.0", body, acquisition_provenance=prov), device=None, recv_ns=0)
     assert (r.patient, r.device) == ("watch-7", "watch-7")
-    (r,) = decode_omh(point("heart-rate", "2.0", body, user_id=""), device="gw-dev", recv_ns=0)
+    # the raw reading leaves the patient open: the device -> patient resolver decides
+    (raw,) = decode_omh(point("heart-rate", "2.0", body, acquisition_provenance=prov), device=None, recv_ns=0)
+    assert (raw.patient, raw.device) == (None, "watch-7")
+    (r,) = decode_canonical(point("heart-rate", "2.0", body, user_id=""), device="gw-dev", recv_ns=0)
     assert r.patient == "gw-dev"
     with pytest.raises(DecodeError) as info:
-        decode_omh(point("heart-rate", "2.0", body, acquisition_provenance={"source_name": ""}),
+        decode_canonical(point("heart-rate", "2.0", body, acquisition_provenance={"source_name": ""}),
                    device=None, recv_ns=0)
     assert info.value.reason == "no_device"
 
@@ -348,7 +383,7 @@ def test_patient_is_user_id_else_device_and_device_is_topic_else_provenance():
 ])
 def test_bad_payloads_raise_decode_error_with_reason(payload, reason):
     with pytest.raises(DecodeError) as info:
-        decode_omh(payload, device="dev-1", recv_ns=0)
+        decode_canonical(payload, device="dev-1", recv_ns=0)
     assert (info.value.reason, info.value.device) == (reason, "dev-1")
 
 
@@ -356,7 +391,7 @@ def test_non_finite_value_in_a_dict_payload_is_bad_value():
     body = {"heart_rate": {"value": float("nan"), "unit": "beats/min"},
             "effective_time_frame": {"date_time": "2024-03-01T12:00:00Z"}}
     with pytest.raises(DecodeError) as info:
-        decode_omh(point("heart-rate", "2.0", body), device="d", recv_ns=0)
+        decode_canonical(point("heart-rate", "2.0", body), device="d", recv_ns=0)
     assert info.value.reason == "bad_value"
 
 
@@ -380,7 +415,7 @@ def _counter():
 @pytest.mark.parametrize("name", sorted(TYPES))
 def test_round_trip_import_export_import_keeps_value_unit_time(name):
     version, body = _first_pass_sample(name)
-    first = decode_omh(json.dumps(point(name, version, body, user_id="pat-2")).encode(),
+    first = decode_canonical(json.dumps(point(name, version, body, user_id="pat-2")).encode(),
                        device="dev-2", recv_ns=7)
     dur = _interval_ns(body) if name == "step-count" else None
     if name == "blood-pressure":
@@ -393,7 +428,7 @@ def test_round_trip_import_export_import_keeps_value_unit_time(name):
         assert SCHEMAS.problem(f"{sid['name']}-{sid['version']}.json", p["body"]) is None
     assert points[0]["header"]["id"] == "id-0"
     second = [r for p in points
-              for r in decode_omh(json.dumps(p).encode(), device="dev-2", recv_ns=7)]
+              for r in decode_canonical(json.dumps(p).encode(), device="dev-2", recv_ns=7)]
     assert len(second) == len(first)
     for a, b in zip(first, second):
         assert (b.signal, b.unit, b.event_ns, b.patient, b.device, b.source) == \
@@ -455,5 +490,5 @@ def _readings(draw):
 def test_round_trip_property_random_values_and_times(case):
     reading, dur = case
     p = encode_omh(reading, duration_ns=dur)
-    (back,) = decode_omh(json.dumps(p).encode(), device=None, recv_ns=1)
+    (back,) = decode_canonical(json.dumps(p).encode(), device=None, recv_ns=1)
     assert back == reading  # canonical units are written as-is, so the value is exact

@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import vitalstream.connectors.ble_codec  # noqa: F401  registers the omh topic codec
 from vitalstream.connectors.omh import export_points, import_file
 from vitalstream.connectors.omh_schemas import ENV_VAR, parse_date_time
-from vitalstream.model import DeadLetter, Quality, Reading
+from vitalstream.model import DeadLetter, Quality, RawReading, Reading
 from vitalstream.operators.clock import FakeClock
+from vitalstream.operators.normalise import Normaliser
 from vitalstream.signals import Signal, spec
 from vitalstream.simulators.publisher import publish
 from vitalstream.simulators.scenario import OutMessage
@@ -29,7 +29,7 @@ from vitalstream.sinks.influx import InfluxWriter
 from vitalstream.sinks.redis_streams import RedisOutreach
 from vitalstream.stream.store import OutcomeWriter
 from vitalstream.stream.bounded import PipelineRun, settings_for
-from vitalstream.stream.embedded.services import VictoriaMetrics
+from vitalstream.stream.embedded import VictoriaMetrics
 
 OMH = Path(os.environ.get(ENV_VAR) or
            Path(__file__).resolve().parents[2] / "shared/reference/openmhealth/schema/omh").parent.parent
@@ -131,8 +131,11 @@ def e2e(mosquitto, redis_server, tmp_path_factory):
             publish(msgs, mosquitto.url, rate=0, progress=False)
             totals = run.join()
         imported = list(import_file(points, clock=FakeClock(5)))
+        # the import yields raw readings; the normaliser makes Readings (no skew check: a back-fill)
+        norm = Normaliser(max_clock_skew_ns=None)
+        outcomes = [norm.normalise(r, 5) if isinstance(r, RawReading) else r for r in imported]
         writer = OutcomeWriter(InfluxWriter(settings.influx), RedisOutreach(settings.redis))
-        writer.write([r for r in imported if isinstance(r, (Reading, DeadLetter))])
+        writer.write([r for r in outcomes if isinstance(r, (Reading, DeadLetter))])
         series = vm.export('{__name__="vitals_value"}')
     return totals, imported, _stored(series)
 

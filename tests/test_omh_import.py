@@ -9,7 +9,7 @@ import pytest
 from test_omh import SAMPLES, point
 from vitalstream.connectors.omh import ActivityEpisode, import_file
 from vitalstream.errors import DecodeError
-from vitalstream.model import DeadLetter, Quality, Reading
+from vitalstream.model import DeadLetter, Quality, RawReading
 from vitalstream.operators.clock import FakeClock
 
 # --- file import ---------------------------------------------------------------
@@ -32,12 +32,14 @@ def test_import_file_reads_one_point_an_array_and_json_lines(tmp_path):
                                 "", json.dumps(_hr_point(65))]) + "\n")
     clock = FakeClock(1_000)
 
+    # raw readings, like every connector: the caller normalises (and gives the receive time)
     (r,) = import_file(one, device="dev-3", clock=clock)
-    assert (r.value, r.patient, r.device, r.recv_ns, r.quality) == \
-        (61.0, "pat-3", "dev-3", 1_000, Quality.HISTORICAL)
+    assert (r.value, r.unit, r.patient, r.device, r.quality) == \
+        (61.0, "{beats}/min", "pat-3", "dev-3", Quality.HISTORICAL)
 
     out = list(import_file(arr, clock=clock, quality=Quality.OK))
-    assert [type(x) for x in out] == [Reading, ActivityEpisode, DeadLetter, DeadLetter]
+    assert [type(x) for x in out] == [RawReading, ActivityEpisode, DeadLetter, DeadLetter]
+    assert (out[1].recv_ns, out[2].recv_ns) == (1_000, 1_000)
     assert (out[0].quality, out[0].device, out[0].patient) == (Quality.OK, "watch-3", "pat-3")
     dl = out[2]  # zoneless time
     assert (dl.step, dl.reason, dl.topic) == ("omh_decode", "schema_invalid", f"file:{arr}")

@@ -19,7 +19,9 @@ Only fields that are unambiguously a vital sign of the wearer are mapped:
 
 Ambient ``tempc``/``hum`` of thermometers is *not* body temperature and is ignored.
 Advertisements carry no device time: readings use the gateway time and carry
-``Quality.GATEWAY_TIME``.
+``Quality.GATEWAY_TIME``. Readings are ``RawReading``s with the advertised unit
+as a UCUM code (``lb`` becomes ``[lb_av]``; a unit Theengs names that the
+catalogue does not know is passed on, and the normaliser dead-letters it).
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from vitalstream.connectors.ble.readings import BleReadings, OmittedValue, to_canonical
-from vitalstream.model import Quality, Reading
-from vitalstream.signals import Signal, spec
+from vitalstream.connectors.ble.readings import BleReadings, OmittedValue
+from vitalstream.model import Quality, RawReading
+from vitalstream.signals import Signal
 
 try:  # optional dependency: pip install theengsdecoder
     from TheengsDecoder import decodeBLE as _theengs_decode
@@ -42,6 +44,8 @@ THEENGS_AVAILABLE = _theengs_decode is not None
 # Keys Theengs Decoder reads from an advertisement report.
 _ADVERT_KEYS = ("id", "mac", "name", "rssi", "servicedata", "servicedatauuid",
                 "manufacturerdata", "uuid")
+# Theengs unit names -> UCUM codes
+THEENGS_UNITS: dict[str, str] = {"kg": "kg", "lb": "[lb_av]"}
 
 
 def is_decoded(obj: Mapping[str, Any]) -> bool:
@@ -71,18 +75,17 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def advert_to_readings(decoded: Mapping[str, Any], *, device: str, patient: str,
-                       gateway_ns: int) -> BleReadings:
-    """Readings of one Theengs-decoded advertisement (see the module docstring)."""
+def advert_to_readings(decoded: Mapping[str, Any], *, device: str, patient: str | None = None,
+                       gateway_ns: int, gateway: str | None = None) -> BleReadings:
+    """Raw readings of one Theengs-decoded advertisement (see the module docstring)."""
     out = BleReadings()
     source = f"theengs:{decoded.get('model_id', '?')}"
 
     def add(signal: Signal, value: float, unit: str) -> None:
-        out.readings.append(Reading(
-            patient=patient, device=device, signal=signal,
-            value=to_canonical(signal, value, unit, device), unit=spec(signal).unit,
-            event_ns=gateway_ns, recv_ns=gateway_ns, source=source,
-            quality=Quality.GATEWAY_TIME))
+        out.readings.append(RawReading(
+            device=device, patient=patient, signal=signal.value, value=value,
+            unit=THEENGS_UNITS.get(unit, unit), event_ns=gateway_ns,
+            quality=Quality.GATEWAY_TIME, source=source, gateway=gateway))
 
     kind = decoded.get("type")
     if kind == "BODY":

@@ -11,7 +11,7 @@ Two envelope styles are accepted (payload bytes are UTF-8 JSON objects):
                                               #   Bluetooth-base 128-bit form
          "hex": "1E 55 32 00 21 00",          # the value, exactly one of hex / b64
          "b64": "HlUyACEA",
-         "t": "2026-11-25T10:00:00Z",         # optional gateway receive time, ISO-8601
+         "t": "2026-11-25T10:00:00Z",         # optional gateway receive time, RFC 3339
                                               #   with a zone (naive is refused);
          "t_ns": 1795600800000000000,         #   or integer UTC ns; not both
          "rssi": -61,                         # optional, dBm
@@ -35,13 +35,13 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import timezone, tzinfo
 from typing import Any
 
 from vitalstream.connectors.ble import adverts, gatt
 from vitalstream.connectors.ble.readings import BleReadings, resolve_tz, to_readings
 from vitalstream.errors import DecodeError, VitalstreamError
-from vitalstream.model import from_datetime
+from vitalstream.timeutil import parse_iso8601_ns
 
 STEP = "ble_gateway"
 KIND_GATT = "gatt"
@@ -134,12 +134,14 @@ def _recv_ns(obj: Mapping[str, Any], device: str | None) -> int | None:
     if text is None:
         return None
     try:
-        dt = datetime.fromisoformat(text)
+        return parse_iso8601_ns(text)
+    except ValueError as exc:
+        error = str(exc)
+    try:  # valid but for its missing zone: say so, it is the common gateway mistake
+        parse_iso8601_ns(text, naive_tz=timezone.utc)
     except ValueError:
-        raise _error("bad_field", f"t is not ISO-8601: {text!r}", device) from None
-    if dt.tzinfo is None:
-        raise _error("naive_time", f"t has no zone (add Z or an offset): {text!r}", device)
-    return from_datetime(dt)
+        raise _error("bad_field", f"t: {error}", device) from None
+    raise _error("naive_time", f"t has no zone (add Z or an offset): {text!r}", device)
 
 
 def _tz_name(obj: Mapping[str, Any], device: str | None) -> str | None:
@@ -213,26 +215,30 @@ def parse_envelope(payload: bytes | str, *, topic: str | None = None) -> Gateway
                                   "nor an advertisement (id)")
 
 
-def frame_to_readings(frame: GatewayFrame, *, patient: str, recv_ns: int,
+def frame_to_readings(frame: GatewayFrame, *, patient: str | None = None, recv_ns: int,
                       default_tz: tzinfo | str,
-                      patient_by_user: Mapping[int, str] | None = None) -> BleReadings:
-    """Decode a frame and map it to readings.
+                      patient_by_user: Mapping[int, str] | None = None,
+                      gateway: str | None = None) -> BleReadings:
+    """Decode a frame and map it to raw readings.
 
     ``recv_ns`` is the caller's receive time, used when the envelope has none;
     ``default_tz`` is the gateway's configured zone, used when it sends no ``tz``.
+    ``gateway`` (default: the frame's own gateway id) is kept on each reading.
     Errors carry the frame's device.
     """
+    gateway = gateway if gateway is not None else frame.gateway_id
     gateway_ns = frame.recv_ns if frame.recv_ns is not None else recv_ns
     try:
         if frame.kind == KIND_ADVERT:
             if frame.decoded is None:
                 return BleReadings()  # a device Theengs does not know: nothing to say
             return adverts.advert_to_readings(frame.decoded, device=frame.device,
-                                              patient=patient, gateway_ns=gateway_ns)
+                                              patient=patient, gateway_ns=gateway_ns,
+                                              gateway=gateway)
         decoded = gatt.decode_characteristic(frame.uuid or "", frame.value)
         return to_readings(frame.uuid or "", decoded, device=frame.device, patient=patient,
                            gateway_ns=gateway_ns, tz=frame.tz_name or default_tz,
-                           patient_by_user=patient_by_user)
+                           patient_by_user=patient_by_user, gateway=gateway)
     except VitalstreamError as exc:
         if exc.device is None:
             exc.device = frame.device

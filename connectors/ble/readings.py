@@ -1,11 +1,13 @@
-"""Map a decoded GATT characteristic (``gatt.decode_characteristic``) onto ``Reading``s.
+"""Map a decoded GATT characteristic (``gatt.decode_characteristic``) onto ``RawReading``s.
 
 ``to_readings`` returns a ``BleReadings``:
 
-- ``readings``: one ``Reading`` per measured signal, in the catalogue's canonical
-  unit (kPa -> mm[Hg], degF -> Cel, kg/L and mol/L -> mg/dL, lb -> kg, all via
-  ``vitalstream.signals.spec(sig).to_canonical``). Pulse rate from a cuff or an
-  oximeter is a ``heart_rate`` reading.
+- ``readings``: one ``RawReading`` per measured signal, with the value as the
+  characteristic gives it and the unit the characteristic's flags name, as a
+  UCUM code (``kPa`` or ``mm[Hg]``, ``Cel`` or ``[degF]``, ``kg/L`` or ``mol/L``,
+  ``kg`` or ``[lb_av]``). The normaliser converts it to the catalogue's
+  canonical unit and judges plausibility, as for every other source. Pulse
+  rate from a cuff or an oximeter is a ``heart_rate`` reading.
 - ``omitted``: values that must not become numbers, each an ``OmittedValue``
   (signal, field, special, reason) so the caller can dead-letter it or log it:
   IEEE-11073 special values (reason ``special_value``, e.g. a MAP of NaN; the
@@ -18,9 +20,10 @@
   guessing would file one family member's blood pressure under another.
 
 Time: a device ``timestamp`` is naive device-clock time; it is read in the
-gateway's configured zone ``tz`` and converted to UTC ns. In a DST fold the
-first (summer-time) instant is taken (``fold=0``); a time in a spring-forward
-gap is shifted by the zone rules (zoneinfo's behaviour). Without a usable device
+gateway's configured zone ``tz`` and converted to UTC ns
+(``timeutil.parse_iso8601_ns(..., naive_tz=tz)``). In a DST fold the first
+(summer-time) instant is taken (``fold=0``); a time in a spring-forward gap is
+shifted by the zone rules (zoneinfo's behaviour). Without a usable device
 time (field absent, year/month/day unknown, or a PLX "device clock not set") the
 gateway receive time ``gateway_ns`` is used and ``Quality.GATEWAY_TIME`` set.
 Plausibility is not judged here; the validation step downstream does it.
@@ -30,17 +33,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from vitalstream.connectors.ble import gatt
 from vitalstream.connectors.ble.ieee11073 import Special
-from vitalstream.errors import DecodeError, IdentityError, UnitError
-from vitalstream.model import Quality, Reading, from_datetime
-from vitalstream.signals import Signal, spec
+from vitalstream.errors import DecodeError, IdentityError
+from vitalstream.model import Quality, RawReading
+from vitalstream.signals import Signal
+from vitalstream.timeutil import parse_iso8601_ns
 
 STEP = "ble_readings"
+
+# Unit names of the decoded characteristic (gatt.py keeps the specification's
+# words) -> UCUM codes; any other name is passed on and is the normaliser's
+# unknown_unit.
+GATT_UNITS: dict[str, str] = {"mmHg": "mm[Hg]", "kPa": "kPa", "Cel": "Cel", "degF": "[degF]"}
 
 # Glucose Measurement Type-Sample Location codes that denote a control solution.
 GLUCOSE_TYPE_CONTROL_SOLUTION = 10
@@ -64,7 +73,7 @@ _FIELDS: dict[str, tuple[tuple[str, Signal, str], ...]] = {
     ),
     gatt.WEIGHT_MEASUREMENT: (
         ("weight_kg", Signal.BODY_WEIGHT, "kg"),
-        ("weight_lb", Signal.BODY_WEIGHT, "lb"),
+        ("weight_lb", Signal.BODY_WEIGHT, "[lb_av]"),
     ),
 }
 
@@ -86,7 +95,7 @@ class OmittedValue:
 
 @dataclass(slots=True)
 class BleReadings:
-    readings: list[Reading] = field(default_factory=list)
+    readings: list[RawReading] = field(default_factory=list)
     omitted: list[OmittedValue] = field(default_factory=list)
     user_id: int | None = None
 
@@ -102,11 +111,14 @@ def resolve_tz(tz: tzinfo | str) -> tzinfo:
 
 
 def device_time_ns(timestamp: str, tz: tzinfo | str) -> int:
-    """UTC ns of a naive device ``timestamp`` (ISO-8601) read in zone ``tz``."""
-    naive = datetime.fromisoformat(timestamp)
-    if naive.tzinfo is not None:
-        return from_datetime(naive)  # already zoned (not from a GATT payload): trust it
-    return from_datetime(naive.replace(tzinfo=resolve_tz(tz)))
+    """UTC ns of a naive device ``timestamp`` (ISO-8601) read in zone ``tz``.
+
+    A timestamp that carries an offset (not from a GATT payload) is read at it.
+    """
+    try:
+        return parse_iso8601_ns(timestamp, naive_tz=resolve_tz(tz))
+    except ValueError as exc:
+        raise DecodeError(STEP, None, "bad_time", str(exc)) from None
 
 
 def event_time(decoded: Mapping[str, Any], gateway_ns: int, tz: tzinfo | str) -> tuple[int, Quality]:
@@ -141,8 +153,8 @@ def _special(value: str, key: str, device: str) -> Special:
                                                      "nor a special value") from None
 
 
-def patient_for(user_id: int | None, *, device: str, patient: str,
-                patient_by_user: Mapping[int, str] | None) -> str:
+def patient_for(user_id: int | None, *, device: str, patient: str | None,
+                patient_by_user: Mapping[int, str] | None) -> str | None:
     if patient_by_user is None or user_id is None:
         return patient
     mapped = patient_by_user.get(user_id)
@@ -152,17 +164,15 @@ def patient_for(user_id: int | None, *, device: str, patient: str,
     return mapped
 
 
-def to_canonical(signal: Signal, value: float, unit: str, device: str) -> float:
-    try:
-        return spec(signal).to_canonical(value, unit)
-    except KeyError:
-        raise UnitError(STEP, device, "unknown_unit", f"{signal}: unit {unit!r}") from None
-
-
-def to_readings(uuid: str, decoded: Mapping[str, Any], *, device: str, patient: str,
+def to_readings(uuid: str, decoded: Mapping[str, Any], *, device: str, patient: str | None = None,
                 gateway_ns: int, tz: tzinfo | str,
-                patient_by_user: Mapping[int, str] | None = None) -> BleReadings:
-    """Readings of one decoded characteristic value (see the module docstring)."""
+                patient_by_user: Mapping[int, str] | None = None,
+                gateway: str | None = None) -> BleReadings:
+    """Raw readings of one decoded characteristic value (see the module docstring).
+
+    ``patient`` is the payload patient (None: the registry decides); ``gateway``
+    is the gateway that relayed the value, kept on each reading.
+    """
     short = gatt.normalise_uuid(uuid)
     fields = _FIELDS.get(short)
     if fields is None:
@@ -184,9 +194,8 @@ def to_readings(uuid: str, decoded: Mapping[str, Any], *, device: str, patient: 
             out.omitted.append(OmittedValue(signal, key, None, "control_solution"))
             continue
         unit_name = decoded[unit[1:]] if unit.startswith("@") else unit
-        out.readings.append(Reading(
-            patient=who, device=device, signal=signal,
-            value=to_canonical(signal, float(value), unit_name, device),
-            unit=spec(signal).unit, event_ns=event_ns, recv_ns=gateway_ns,
-            source=f"ble:{short}", quality=quality))
+        out.readings.append(RawReading(
+            device=device, patient=who, signal=signal.value, value=float(value),
+            unit=GATT_UNITS.get(unit_name, unit_name), event_ns=event_ns, quality=quality,
+            source=f"ble:{short}", user=user_id, gateway=gateway))
     return out
