@@ -233,20 +233,44 @@ def add_ble_arguments(parser: argparse.ArgumentParser) -> None:
                         help="IANA zone of the simulated BLE device clocks (default UTC)")
 
 
-def simulate_ble_main(args: argparse.Namespace) -> int:
-    """``simulate --via ble-gateway``: publish, print the stats as one JSON line."""
+def simulate_ble_main(args: argparse.Namespace, now_ns: int | None = None) -> int:
+    """``simulate --via ble-gateway``: publish, print the stats as one JSON line.
+
+    Device times are placed as for direct publishing (``publisher.place``): around
+    ``now_ns`` (the command's start) unless ``--start`` fixes them.
+    """
+    import sys
     import time
 
-    from vitalstream.simulators.publisher import publish
+    from vitalstream.simulators.publisher import PublishError, placement_for, publish
 
-    kw = {"start_ns": time.time_ns() // 1_000_000 * 1_000_000} if args.realtime else {}
-    sc = Scenario(patients=args.patients, duration_s=args.duration, seed=args.seed,
-                  time_scale=1.0 if args.realtime else args.time_scale,
-                  readings_per_message=args.readings_per_message, **kw)
-    run = ble_gateway_run(sc, tz=getattr(args, "gateway_tz", "UTC"))
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    start_ns = getattr(args, "start", None)
+    realtime = getattr(args, "realtime", False)
+    if realtime and start_ns is not None:
+        raise PublishError("simulate", None, "bad_option", "--realtime starts now: drop --start")
+    time_scale = 1.0 if realtime else args.time_scale
+    rate = None if realtime else args.rate
+
+    def build(start: int) -> tuple[Scenario, BleRun]:
+        sc = Scenario(patients=args.patients, duration_s=args.duration, seed=args.seed,
+                      time_scale=time_scale, readings_per_message=args.readings_per_message,
+                      start_ns=start)
+        return sc, ble_gateway_run(sc, tz=getattr(args, "gateway_tz", "UTC"))
+
+    where = placement_for(args.duration, time_scale, rate, None, start_ns, now_ns)
+    sc, run = build(where.start_ns)
+    if start_ns is None and rate is not None and rate > 0 and rate != float("inf"):
+        # Publishing time at a fixed rate depends on the message count: place again.
+        where = placement_for(args.duration, time_scale, rate, len(run.messages), None, now_ns)
+        sc, run = build(where.start_ns)
+    note = where.warning(sc.faults.late_max_s / time_scale + 2.0)
+    if note is not None:
+        print(f"vitalstream simulate: warning: {note}", file=sys.stderr)
     if args.ground_truth:
         sc.write_ground_truth(args.ground_truth)
-    stats = publish(run.messages, args.mqtt_url, rate=args.rate, progress=args.progress, qos=args.qos)
+    stats = publish(run.messages, args.mqtt_url, rate=rate, progress=args.progress, qos=args.qos,
+                    anchor_ns=where.anchor_ns)
     print(json.dumps({**asdict(stats), "via": "ble-gateway", "ble_devices": len(run.devices),
                       "expected_readings": len(run.expected), "withheld": run.withheld}))
     return 0

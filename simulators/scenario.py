@@ -14,6 +14,11 @@ cannot, so the pipeline keys those readings by device id (``dev-p0002``), and
 the ground truth does the same (``person`` keeps the simulated person's id).
 All ground-truth times are device-stamped event times in ns, as the pipeline
 sees them.
+
+``start_ns`` defaults to a fixed date so that a ``Scenario`` is reproducible;
+``vitalstream simulate`` places the period around now instead
+(``publisher.place``), because a pipeline replaces device times further than
+``max_clock_skew_s`` from the receive time.
 """
 
 from __future__ import annotations
@@ -154,7 +159,8 @@ class Scenario:
         self._truth: list[dict] = [self._header()]
         self.devices: list[Device] = []
         self.traces: list[PatientTrace] = []
-        counts = {"late": 0, "duplicates": 0, "reordered": 0, "motion_flagged": 0, "motion_withheld": 0}
+        counts = {"late": 0, "duplicates": 0, "duplicate_readings": 0, "reordered": 0,
+                  "motion_flagged": 0, "motion_withheld": 0}
         for i, profile in enumerate(self.profiles):
             person = f"p{i + 1:0{width}d}"
             prng = np.random.default_rng([self.seed, 1, i])
@@ -230,6 +236,8 @@ class Scenario:
         base = msgs[-1].seq + 1 if msgs else 0
         for k, c in enumerate(copies):
             c.seq = base + k
+        # What a pipeline's dedup counts: readings, not messages.
+        counts["duplicate_readings"] += sum(len(m.readings) for m, d in zip(msgs, dup.tolist()) if d)
         msgs.extend(copies)
         counts["duplicates"] += len(copies)
 
@@ -278,6 +286,7 @@ class Scenario:
                 "duration_s": self.duration_s, "codec": self.codec, "start_ns": self.start_ns,
                 "start": to_datetime(self.start_ns).isoformat(), "time_scale": self.time_scale,
                 "readings_per_message": self.readings_per_message, "rates": asdict(self.rates),
+                "topic_prefix": self.topic_prefix,
                 "faults": asdict(self.faults), "thresholds": {k: list(v) for k, v in THRESHOLDS.items()},
                 "time_base": "device-stamped event time, ns since the Unix epoch (UTC)"}
 
