@@ -59,17 +59,19 @@ def run_vitalstream(cfg: dict) -> dict:
         ("influx", "spool_dir"): cfg["spool_dir"], ("pipeline", "metrics_port"): None,
         ("pipeline", "workers"): cfg["workers"], ("pipeline", "rule_delay_s"): cfg["rule_delay_s"]})
     from dataclasses import replace
+    # state_dir: the benchmark measures the flow without durable snapshots unless asked
     settings = replace(settings, rules_path=cfg["rules_path"],
-                       pipeline=replace(settings.pipeline, metrics_port=None))
+                       pipeline=replace(settings.pipeline, metrics_port=None,
+                                        state_dir=cfg.get("state_dir")))
     pipe = Pipeline(settings, idle_stop_s=cfg["idle_stop_s"])
 
     def measure() -> dict:
         snaps = [h.snapshot() for h in pipe.live.hosts]
-        patients = sum(len(s) for s in snaps)
+        patients = sum(len(s.patients) for s in snaps)
         pickled = sum(len(pickle.dumps(s, protocol=pickle.HIGHEST_PROTOCOL)) for s in snaps)
         deep = deep_sizeof(snaps)
-        pending = sum(len(st.pending) for s in snaps for st in s.values())
-        windows = sum(len(st.window.open) for s in snaps for st in s.values())
+        pending = sum(len(st.pending) for s in snaps for st in s.patients.values())
+        windows = sum(len(st.window.open) for s in snaps for st in s.patients.values())
         keys, n_keys = [], 0
         for ing in pipe.live.ingests:
             for b in ing.dedup.state.buckets.values():

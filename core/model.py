@@ -85,6 +85,7 @@ class WindowAggregate:
     end_ns: int
     values: dict[str, float]
     device: str = ""
+    partial: bool = False  # closed before end + allowed lateness (a stop without state)
 
     @property
     def count(self) -> int:

@@ -111,7 +111,7 @@ class PatientLogic:
     def on_notify(self, now_ns: int) -> Emit:
         evict = self.cfg.evict_after_ns
         if evict is not None and now_ns >= self.state.last_seen_ns + evict:
-            return self._advance(None, final=True), DISCARD
+            return self._advance(self.clock.now_ns(now_ns), final=True), DISCARD
         return self._advance(self.clock.now_ns(now_ns, commit=True)), RETAIN
 
     def notify_at(self) -> int | None:
@@ -125,7 +125,7 @@ class PatientLogic:
 
     def on_eof(self) -> Emit:
         """Bounded input has ended: release the buffer and close every window."""
-        return self._advance(None, final=True), RETAIN
+        return self._advance(self.clock.now_ns(), final=True), RETAIN
 
     def snapshot(self) -> PatientState:
         # Window and rules work on their parts of ``state`` in place; the detectors keep
@@ -145,7 +145,7 @@ class PatientLogic:
         while pending and (final or pending[0][0] <= limit):
             item = heapq.heappop(pending)
             out.extend(self._evaluate(item[4]))
-        closed = self.window.close_due(0 if now is None else now, all_=final)
+        closed = self.window.close_due(now if now is not None else 0, all_=final)
         if closed:
             out.extend(closed)
             if self.anomaly is not None:

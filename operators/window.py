@@ -198,7 +198,8 @@ class WindowLogic:
         return None if close is None else self.clock.wall_time_of(close)
 
     def on_eof(self) -> Emit:
-        return self.close_due(0, all_=True), RETAIN
+        now = self.clock.now_ns()
+        return self.close_due(0 if now is None else now, all_=True), RETAIN
 
     def snapshot(self) -> WindowState:
         return snapshot_of(self.state)
@@ -241,7 +242,7 @@ class WindowLogic:
             device, signal, start = key
             values = {n: a.result(accs[n]) for n, a in cfg.aggregators.items()}
             out.append(WindowAggregate(self.patient, signal, start, start + cfg.size_ns, values,
-                                       device=device))
+                                       device=device, partial=start > horizon))
         return out
 
     def __len__(self) -> int:

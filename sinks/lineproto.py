@@ -135,10 +135,20 @@ def reading_line(r: Reading) -> str:
 
 
 def aggregate_line(a: WindowAggregate, measurement_name: str) -> str:
+    """Every aggregate the window was configured with, one field each (``count`` an
+    integer); ``partial=true`` when the window was closed before its time (a stop
+    without durable state)."""
+    fields = []
+    for name, v in sorted(a.values.items()):
+        if name == "count":
+            fields.append(f"count={int(v)}i")
+        elif v is not None and math.isfinite(v):
+            fields.append(f"{field_key(name)}={_float(v)}")
+    if a.partial:
+        fields.append("partial=true")
     return (f"{measurement(measurement_name)}"
             f"{_tags(device=a.device, patient=a.patient, signal=a.signal.value)} "
-            f"count={a.count}i,last={_float(a.last)},max={_float(a.max)},"
-            f"mean={_float(a.mean)},min={_float(a.min)} {a.start_ns}")
+            f"{','.join(sorted(fields))} {a.start_ns}")
 
 
 def score_line(patient: str, signal: str, score: float, event_ns: int,

@@ -186,24 +186,30 @@ class Pipeline:
                              self._ingest, self.host_cfg, WriterSink(self._outcome_writer),
                              WriterSink(self._result_writer), shards=self.settings.pipeline.shards,
                              on_host=self._on_host,
-                             eof_flush=lambda: not self.stop_event.is_set())
+                             eof_flush=self._flush_at_eof)
         return flow
 
     def _recovery(self) -> dict:
         p = self.settings.pipeline
-        if not p.recovery_dir:
+        if p.state_dir is None:
             return {}
         from datetime import timedelta
         from pathlib import Path
 
         from bytewax.recovery import RecoveryConfig, init_db_dir
 
-        db = Path(p.recovery_dir)
+        db = Path(p.state_dir)
         if not any(db.glob("part-*.sqlite3")):
             db.mkdir(parents=True, exist_ok=True)
             init_db_dir(db, 1)
         return {"epoch_interval": timedelta(seconds=p.snapshot_interval_s),
                 "recovery_config": RecoveryConfig(db)}
+
+    def _flush_at_eof(self) -> bool:
+        """Close every open window when the input ends? A bounded input (idle stop): yes.
+        A stop request: only without durable state, since the next start resumes them;
+        such windows are written flagged partial."""
+        return not self.stop_event.is_set() or self.settings.pipeline.state_dir is None
 
     def _caught_up(self) -> bool:
         """Nothing waits in this process's receive queues (see FrontierClock)."""

@@ -52,8 +52,12 @@ def patient_flow(settings: Settings, *, detectors: bool = True) -> PatientFlow:
         from vitalstream.operators.anomaly.stage import AnomalyStage
 
         anomaly = AnomalyStage.from_config(spec)
-    return PatientFlow(window(settings), RuleSet.from_dicts(doc.get("rules", [])),
-                       ns(p.rule_delay_s), anomaly, ns(p.evict_after_s))
+    try:
+        rules = RuleSet.from_dicts(doc.get("rules", []))
+    except ConfigError as err:  # name the file the bad rule is in
+        where = settings.rules_path or "packaged rules-default.yaml"
+        raise ConfigError(err.step, None, err.reason, f"{where}: {err.detail}") from None
+    return PatientFlow(window(settings), rules, ns(p.rule_delay_s), anomaly, ns(p.evict_after_s))
 
 
 def patient_host(settings: Settings, *, flow: PatientFlow | None = None,

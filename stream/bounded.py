@@ -23,7 +23,9 @@ from vitalstream.stream.app import Pipeline
 
 def settings_for(mqtt_url: str, redis_url: str, influx_url: str, spool_dir: str | Path, *,
                  tag: str | None = None, **pipeline: Any) -> Settings:
-    """Settings for a private run: unique client id and Redis stream names per ``tag``."""
+    """Settings for a private run: unique client id and Redis stream names per ``tag``, and
+    no durable state unless ``state_dir`` is given (runs must not resume each other)."""
+    pipeline.setdefault("state_dir", None)
     tag = tag or uuid.uuid4().hex[:8]
     s = config.load(env={}, overrides={("mqtt", "url"): mqtt_url, ("redis", "url"): redis_url,
                                        ("influx", "url"): influx_url,

@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, get_args, get_type_hints
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -21,6 +22,9 @@ from vitalstream.errors import ConfigError
 from vitalstream.sinks.influx import InfluxConfig
 from vitalstream.sinks.redis_streams import RedisConfig
 
+
+
+DEFAULT_STATE_DIR = "vitalstream-data/state"  # relative to the working directory
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,11 @@ class PipelineConfig:
     workers: int = 1
     shards: int = 64
     metrics_port: int | None = 9108
-    # bytewax recovery: per-patient state (open windows, rule phases, baselines) is
-    # snapshotted every snapshot_interval_s into this directory and resumed on start.
-    recovery_dir: str | None = None
+    # Durable state (bytewax recovery): per-patient state (open windows, rule phases,
+    # baselines) is snapshotted every snapshot_interval_s into this directory, created on
+    # first run and resumed on every start. None switches it off: a stop then writes the
+    # windows still open, flagged partial.
+    state_dir: str | None = DEFAULT_STATE_DIR
     snapshot_interval_s: float = 5.0
     # "payload": the payload's patient, else the device id. "registry": the device
     # registry in Redis by event time; readings of unmapped devices are quarantined.
@@ -67,6 +73,7 @@ ENV = {
     "VITALSTREAM_INFLUX_TOKEN": ("influx", "token"),
     "VITALSTREAM_INFLUX_ORG": ("influx", "org"),
     "VITALSTREAM_INFLUX_BUCKET": ("influx", "bucket"),
+    "VITALSTREAM_STATE_DIR": ("pipeline", "state_dir"),
 }
 
 # config-file section -> (Settings attribute, {file key: dataclass field})
@@ -78,7 +85,7 @@ _FILE_KEYS = {
     "influx": ("influx", {k: k for k in ("url", "token", "org", "bucket", "spool_dir")}),
     "windows": ("pipeline", {"size_s": "window_size_s", "allowed_lateness_s": "allowed_lateness_s"}),
     "metrics": ("pipeline", {"port": "metrics_port"}),
-    "recovery": ("pipeline", {"dir": "recovery_dir", "snapshot_interval_s": "snapshot_interval_s"}),
+    "state": ("pipeline", {"dir": "state_dir", "snapshot_interval_s": "snapshot_interval_s"}),
     "pipeline": ("pipeline", {f.name: f.name for f in fields(PipelineConfig)}),
 }
 
@@ -87,14 +94,97 @@ def _set(s: Settings, section: str, key: str, value: Any) -> Settings:
     return replace(s, **{section: replace(getattr(s, section), **{key: value})})
 
 
+# Values that must lie in a set or a range, beyond their type: (section, field) -> check.
+_ALLOWED: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
+    ("pipeline", "identity"): (lambda v: v in ("payload", "registry"), "payload or registry"),
+    ("mqtt", "qos"): (lambda v: v in (0, 1, 2), "0, 1 or 2"),
+    ("pipeline", "workers"): (lambda v: v >= 1, "at least 1"),
+    ("pipeline", "shards"): (lambda v: v >= 1, "at least 1"),
+    ("pipeline", "window_size_s"): (lambda v: v > 0, "greater than 0"),
+    ("pipeline", "snapshot_interval_s"): (lambda v: v > 0, "greater than 0"),
+    ("pipeline", "metrics_port"): (lambda v: v is None or 0 <= v <= 65535, "a port 0-65535"),
+    ("mqtt", "url"): (lambda v: urlsplit(v).scheme in ("mqtt", "mqtts", "tcp", "ssl")
+                      and bool(urlsplit(v).hostname), "mqtt://host[:port] or mqtts://..."),
+    ("redis", "url"): (lambda v: urlsplit(v).scheme in ("redis", "rediss", "unix"),
+                       "redis://host[:port][/db], rediss:// or unix://"),
+    ("influx", "url"): (lambda v: urlsplit(v).scheme in ("http", "https")
+                        and bool(urlsplit(v).hostname), "http(s)://host[:port]"),
+}
+for _name in ("allowed_lateness_s", "rule_delay_s", "dedup_horizon_s", "max_clock_skew_s",
+              "idle_grace_s", "evict_after_s", "baseline_ttl_s"):
+    _ALLOWED[("pipeline", _name)] = (lambda v: v is None or v >= 0, "0 or more")
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as the field's type (environment strings become numbers), or a ConfigError."""
+    args = get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "")
+                         and optional and base is not str):
+        if optional:
+            return None
+        raise ConfigError("config", None, "bad_value", f"{where}: a value is required")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif base in (int, float):
+        if isinstance(value, str):
+            try:
+                value = float(value) if base is float else int(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if base is float:
+                return float(value)
+            if float(value).is_integer():
+                return int(value)
+    elif base is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value
+    kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[base]
+    raise ConfigError("config", None, "bad_value", f"{where}: expected {kind}, got {value!r}")
+
+
+def _validated(s: Settings, origin: Mapping[tuple[str, str], str]) -> Settings:
+    for section in ("mqtt", "redis", "influx", "pipeline"):
+        cfg = getattr(s, section)
+        hints = get_type_hints(type(cfg))
+        changes = {}
+        for f in fields(cfg):
+            where = origin.get((section, f.name), f"{section}.{f.name}")
+            value = _coerce(getattr(cfg, f.name), hints[f.name], where)
+            check = _ALLOWED.get((section, f.name))
+            if check is not None and value is not None and not check[0](value):
+                raise ConfigError("config", None, "bad_value",
+                                  f"{where}: {value!r} is not allowed (must be {check[1]})")
+            changes[f.name] = value
+        s = replace(s, **{section: replace(cfg, **changes)})
+    return s
+
+
 def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,
-         overrides: Mapping[tuple[str, str], Any] | None = None) -> Settings:
+         overrides: Mapping[tuple[str, str], Any] | None = None,
+         option_names: Mapping[tuple[str, str], str] | None = None) -> Settings:
+    """Defaults < config file < environment < ``overrides`` (the command line), validated:
+    a wrong type or value raises a ConfigError naming the file and key, the variable or
+    the option."""
     s = Settings()
+    origin: dict[tuple[str, str], str] = {}
     if path is not None:
         try:
-            doc = yaml.safe_load(Path(path).read_text()) or {}
+            doc = yaml.safe_load(Path(path).read_text())
         except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError("config", None, "unreadable", f"{path}: {exc}") from exc
+            reason = "unreadable" if isinstance(exc, OSError) else "bad_yaml"
+            detail = exc.strerror if isinstance(exc, OSError) else str(exc).replace("\n", " ")
+            raise ConfigError("config", None, reason, f"{path}: {detail}") from None
+        doc = {} if doc is None else doc
+        if not isinstance(doc, dict):
+            raise ConfigError("config", None, "bad_config", f"{path}: not a mapping of sections")
         for section, body in doc.items():
             if section == "rules":
                 p = body.get("path") if isinstance(body, dict) else body
@@ -110,23 +200,35 @@ def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = 
                 if k not in keys:
                     raise ConfigError("config", None, "unknown_key", f"{path}: {section}.{k}")
                 s = _set(s, attr, keys[k], v)
+                origin[(attr, keys[k])] = f"{path}: {section}.{k}"
     env = os.environ if env is None else env
     for var, (section, key) in ENV.items():
         if env.get(var):
             s = _set(s, section, key, env[var])
+            origin[(section, key)] = var
     for (section, key), v in (overrides or {}).items():
         if v is not None:
             s = _set(s, section, key, v)
-    return s
+            origin[(section, key)] = (option_names or {}).get((section, key),
+                                                                f"option for {section}.{key}")
+    return _validated(s, origin)
 
 
 def rules_document(settings: Settings) -> dict:
     """The rules YAML as a dict (packaged adult defaults unless a path is set)."""
-    if settings.rules_path:
-        text = Path(settings.rules_path).read_text()
-    else:
-        text = resources.files("vitalstream").joinpath("data/rules-default.yaml").read_text()
-    doc = yaml.safe_load(text) or {}
-    if not isinstance(doc.get("rules", []), list):
-        raise ConfigError("rules", None, "bad_rules_file", "'rules' must be a list")
+    where = settings.rules_path or "packaged rules-default.yaml"
+    try:
+        if settings.rules_path:
+            text = Path(settings.rules_path).read_text()
+        else:
+            text = resources.files("vitalstream").joinpath("data/rules-default.yaml").read_text()
+        doc = yaml.safe_load(text)
+    except OSError as exc:
+        raise ConfigError("rules", None, "unreadable", f"{where}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("rules", None, "bad_yaml",
+                          f"{where}: {str(exc).replace(chr(10), ' ')}") from None
+    doc = {} if doc is None else doc
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules", []), list):
+        raise ConfigError("rules", None, "bad_rules_file", f"{where}: 'rules' must be a list")
     return doc

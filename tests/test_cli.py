@@ -26,7 +26,7 @@ def test_help_explains_every_command():
         assert cmd in out
     run_help = _run("run", "--help").stdout
     for opt in ("--mqtt-url", "--redis-url", "--influx-url", "--influx-token", "--influx-org",
-                "--influx-bucket", "--config", "--workers", "--recovery-dir"):
+                "--influx-bucket", "--config", "--workers", "--state-dir", "--no-state"):
         assert opt in run_help
     for var in ("VITALSTREAM_MQTT_URL", "VITALSTREAM_REDIS_URL", "VITALSTREAM_INFLUX_URL"):
         assert var in run_help
@@ -61,7 +61,8 @@ def test_run_takes_services_from_environment_and_stops_gracefully_on_sigterm(
         mosquitto, redis_server, tmp_path):
     with VictoriaMetrics(tmp_path / "vm") as vm:
         env = {**os.environ, "VITALSTREAM_MQTT_URL": mosquitto.url,
-               "VITALSTREAM_REDIS_URL": redis_server.url, "VITALSTREAM_INFLUX_URL": vm.url}
+               "VITALSTREAM_REDIS_URL": redis_server.url, "VITALSTREAM_INFLUX_URL": vm.url,
+               "VITALSTREAM_STATE_DIR": str(tmp_path / "state")}
         cfg = tmp_path / "site.yaml"
         cfg.write_text(f"mqtt: {{client_id: vs-cli}}\ninflux: {{spool_dir: {tmp_path}/spool}}\n"
                        "pipeline: {max_clock_skew_s: null}\n")

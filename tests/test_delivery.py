@@ -97,7 +97,7 @@ def test_state_resumes_across_a_graceful_restart_with_recovery(mosquitto, redis_
     with VictoriaMetrics(tmp_path / "vm") as vm:
         settings = settings_for(mosquitto.url, redis_server.url, vm.url, tmp_path / "spool",
                                 tag="resume", max_clock_skew_s=None, allowed_lateness_s=60.0,
-                                rule_delay_s=25.0, recovery_dir=str(tmp_path / "recovery"),
+                                rule_delay_s=25.0, state_dir=str(tmp_path / "state"),
                                 snapshot_interval_s=0.5)
         run1 = PipelineRun(settings, idle_stop_s=30.0).start()
         publish(msgs[:half], mosquitto.url, progress=False)

@@ -14,9 +14,12 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
+from vitalstream import __version__
 from vitalstream.stream import settings as config_mod
+from vitalstream.stream.settings import DEFAULT_STATE_DIR
 from vitalstream.errors import VitalstreamError
 
 _SERVICE_OPTS = [
@@ -42,15 +45,27 @@ def _overrides(args: argparse.Namespace) -> dict:
     return out
 
 
+_RUN_OPTS = (("workers", ("pipeline", "workers"), "--workers"),
+             ("metrics_port", ("pipeline", "metrics_port"), "--metrics-port"),
+             ("shared_group", ("mqtt", "shared_group"), "--shared-group"),
+             ("client_id", ("mqtt", "client_id"), "--client-id"),
+             ("state_dir", ("pipeline", "state_dir"), "--state-dir"),
+             ("identity", ("pipeline", "identity"), "--identity"))
+
+
 def _settings(args: argparse.Namespace):
     ov = _overrides(args)
-    for name, key in (("workers", ("pipeline", "workers")), ("metrics_port", ("pipeline", "metrics_port")),
-                      ("shared_group", ("mqtt", "shared_group")), ("client_id", ("mqtt", "client_id")),
-                      ("recovery_dir", ("pipeline", "recovery_dir")),
-                      ("identity", ("pipeline", "identity"))):
+    names = {key: flag for flag, key, _ in _SERVICE_OPTS}
+    for name, key, flag in _RUN_OPTS:
         if getattr(args, name, None) is not None:
             ov[key] = getattr(args, name)
-    return config_mod.load(getattr(args, "config", None), overrides=ov)
+            names[key] = flag
+    s = config_mod.load(getattr(args, "config", None), overrides=ov, option_names=names)
+    if getattr(args, "no_state", False):
+        from dataclasses import replace
+
+        s = replace(s, pipeline=replace(s.pipeline, state_dir=None))
+    return s
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -95,8 +110,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from vitalstream.simulators.publisher import simulate_main
 
-    if args.mqtt_url is None:  # environment, then config default
-        args.mqtt_url = config_mod.load().mqtt.url
+    # option > environment > default, validated like every other URL
+    args.mqtt_url = config_mod.load(overrides={("mqtt", "url"): args.mqtt_url},
+                                    option_names={("mqtt", "url"): "--mqtt-url"}).mqtt.url
     return simulate_main(args)
 
 
@@ -105,30 +121,26 @@ def cmd_decode(args: argparse.Namespace) -> int:
         from vitalstream.connectors.ble.gatt import decode_ble_hex
 
         if not args.uuid or not args.hex:
-            raise SystemExit("decode ble needs --uuid and --hex")
+            return _user_error("decode ble needs --uuid and --hex")
         print(json.dumps(decode_ble_hex(args.uuid, args.hex), indent=2))
         return 0
     if not args.file:
-        raise SystemExit(f"decode {args.format} needs a FILE")
+        return _user_error(f"decode {args.format} needs a FILE")
     payload = Path(args.file).read_bytes()
-    if args.format == "omh":
-        from vitalstream.connectors.omh import decode_omh
-
-        readings = decode_omh(payload, device=args.device, recv_ns=0)
-        print(json.dumps([_reading_json(r) for r in readings], indent=2))
-        return 0
-    from vitalstream.connectors.codecs import CODECS
+    from vitalstream.connectors.codecs import default_codecs
     from vitalstream.operators.normalise import Normaliser
 
+    # SenML relative times (RFC 8428 4.5.3) and missing JSON device ids resolve against now
+    now = time.time_ns()
     device = args.device or "cli"
     n = Normaliser(max_clock_skew_ns=None)
     out = []
-    for item in CODECS[args.format](payload, device, 0):
+    for item in default_codecs()[args.format](payload, device, now):
         if isinstance(item, VitalstreamError):
             out.append({"error": item.reason, "step": item.step, "detail": item.detail})
             continue
         try:
-            out.append(_reading_json(n.normalise(item, 0)))
+            out.append(_reading_json(n.normalise(item, now)))
         except VitalstreamError as err:
             out.append({"error": err.reason, "step": err.step, "detail": err.detail})
     print(json.dumps(out, indent=2))
@@ -156,7 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
         "Streaming processor for wearable telemetry: MQTT readings in; event-time window "
         "aggregates and raw series to InfluxDB; clinical alerts to a Redis Streams outreach queue."))
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    p.add_argument("--version", action="version", version=f"vitalstream {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # -v after the subcommand too (``vitalstream run -v``): every subparser gets it,
+    # defaulting to "not given" so it does not undo a -v given before the subcommand.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log at INFO level")
+    _add_parser = sub.add_parser
+
+    def add_parser(*a, **kw):
+        kw["parents"] = [*kw.get("parents", ()), verbose]
+        return _add_parser(*a, **kw)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
 
     d = sub.add_parser("demo", help="start services, simulate ~200 patients, run the pipeline live")
     d.add_argument("--patients", type=int, default=200)
@@ -179,7 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bytewax (default: reads MQTT) or faust-streaming (reads a Kafka topic "
                         "'vitalstream.mqtt' fed by an MQTT->Kafka bridge)")
     r.add_argument("--kafka-url", default="kafka://localhost:9092", help="faust runtime broker")
-    r.add_argument("--recovery-dir", help="snapshot per-patient state here and resume from it")
+    st = r.add_mutually_exclusive_group()
+    st.add_argument("--state-dir", help="durable per-patient state (open windows, rule phases, "
+                    "baselines), created on first run and resumed on every start "
+                    f"[VITALSTREAM_STATE_DIR, config state.dir; default {DEFAULT_STATE_DIR}]")
+    st.add_argument("--no-state", action="store_true",
+                    help="keep no state: a stop writes the windows still open, flagged partial")
     r.add_argument("--identity", choices=["payload", "registry"],
                    help="patient of a reading: the payload's (else the device id), or the device "
                         "registry by event time, quarantining unmapped devices (default payload)")
@@ -226,8 +256,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except VitalstreamError as err:
-        print(f"vitalstream: {err}", file=sys.stderr)
-        return 2
+        return _user_error(str(err))
+    except OSError as err:  # a file named on the command line (or in a config) is missing
+        where = f"{err.filename}: " if err.filename else ""
+        return _user_error(f"{where}{err.strerror or err}")
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:
+        import redis.exceptions
+
+        if isinstance(err, redis.exceptions.ConnectionError):
+            return _user_error(f"redis: cannot connect: {err}")
+        raise
+
+
+def _user_error(line: str) -> int:
+    """A user's mistake or an unreachable service: one line, exit 2 (no traceback)."""
+    print(f"vitalstream: {line}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -18,11 +18,10 @@ import argparse
 import json
 import time
 from dataclasses import asdict
-from datetime import datetime
 
 from vitalstream.stream import settings as config_mod
 from vitalstream.errors import ConfigError
-from vitalstream.model import from_datetime, to_datetime
+from vitalstream.timeutil import parse_iso8601_ns, to_datetime
 
 DEFAULT_PREFIX = "vitalstream:devices"
 _OPTS = (("--redis-url", ("redis", "url"), "Redis [VITALSTREAM_REDIS_URL]"),
@@ -43,12 +42,10 @@ def parse_time_ns(text: str, now_ns: int | None = None) -> int:
     if t.lstrip("-").isdigit():
         return int(t)
     try:
-        dt = datetime.fromisoformat(t)
-    except ValueError:
-        raise ConfigError("cli", None, "bad_time", f"not ISO-8601 nor integer ns: {text!r}") from None
-    if dt.tzinfo is None:
-        raise ConfigError("cli", None, "bad_time", f"{text!r} has no zone: add Z or an offset")
-    return from_datetime(dt)
+        return parse_iso8601_ns(t)
+    except ValueError as exc:
+        raise ConfigError("cli", None, "bad_time",
+                          f"{text!r}: {exc} (ISO-8601 with Z or an offset, integer ns, or now)") from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
