@@ -407,7 +407,3 @@ def encode_omh_blood_pressure(systolic: Reading, diastolic: Reading, *,
 
 
 # --- file import ---------------------------------------------------------------
-
-
-# File import and export live in omh_file; kept importable from here.
-from vitalstream.connectors.omh_file import Imported, export_points, import_file  # noqa: E402,F401

@@ -243,7 +243,8 @@ class Pipeline:
                 cli_main(flow, workers_per_process=p.workers, process_id=self.process_id,
                          addresses=self.addresses, **kw)
         finally:
-            for w in self.live.influx:
-                w.flush_spool()
+            # Drain the spools; points the store refuses then still become dead letters.
+            for writer in (*self.live.outcome_writers, *self.live.result_writers):
+                writer.flush()
             self.metrics.close()
         return self.live.totals()

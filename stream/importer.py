@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vitalstream.clock import Clock, SystemClock
-from vitalstream.connectors.omh import import_file as read_omh
+from vitalstream.connectors.omh_file import import_file as read_omh
 from vitalstream.errors import VitalstreamError
 from vitalstream.ids import check_identifier
 from vitalstream.model import DeadLetter, RawReading, Reading

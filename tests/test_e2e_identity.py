@@ -24,7 +24,6 @@ import time
 
 import pytest
 import redis
-import vitalstream.connectors.ble_codec  # noqa: F401  registers the ble topic codec
 from vitalstream.connectors.registry import DeviceRegistry, RegistryResolver
 from vitalstream.model import Message
 from vitalstream.operators.normalise import Normaliser

@@ -27,8 +27,8 @@ from vitalstream.connectors.omh import (
     decode_omh_records,
     encode_omh,
     encode_omh_blood_pressure,
-    export_points,
 )
+from vitalstream.connectors.omh_file import export_points
 from vitalstream.connectors.omh_schemas import (
     DATA_POINT_SCHEMA,
     ENV_VAR,

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from vitalstream.connectors.omh import export_points, import_file
+from vitalstream.connectors.omh_file import export_points, import_file
 from vitalstream.connectors.omh_schemas import ENV_VAR, parse_date_time
 from vitalstream.model import DeadLetter, Quality, RawReading, Reading
 from vitalstream.operators.clock import FakeClock

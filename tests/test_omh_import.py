@@ -7,7 +7,8 @@ import json
 
 import pytest
 from test_omh import SAMPLES, point
-from vitalstream.connectors.omh import ActivityEpisode, import_file
+from vitalstream.connectors.omh import ActivityEpisode
+from vitalstream.connectors.omh_file import import_file
 from vitalstream.errors import DecodeError
 from vitalstream.model import DeadLetter, Quality, RawReading
 from vitalstream.operators.clock import FakeClock
