@@ -80,6 +80,9 @@ def test_vitalstream_service_env_and_command(services: dict[str, Any]) -> None:
     assert svc["build"] == "." and (ROOT / "Dockerfile").is_file()
     assert svc["command"] == ["vitalstream", "run", "--config", "/etc/vitalstream/site.yaml"]
     assert "./deploy/site.yaml:/etc/vitalstream/site.yaml:ro" in svc["volumes"]
+    # the durable state (site.yaml state.dir) lives in the service's named volume
+    assert "vitalstream-data:/var/lib/vitalstream" in svc["volumes"]
+    assert load(ROOT / "deploy/site.yaml", env={}).pipeline.state_dir.startswith("/var/lib/vitalstream/")
     assert {k: _default(v) for k, v in svc["environment"].items()} == {
         "VITALSTREAM_MQTT_URL": "mqtt://mosquitto:1883",
         "VITALSTREAM_REDIS_URL": "redis://redis:6379/0",
