@@ -129,6 +129,8 @@ class MqttReceiver:
         if any(rc.is_failure for rc in reason_codes):
             log.error("mqtt subscription refused: %s", reason_codes)
             return
+        if not self.subscribed.is_set():
+            log.info("mqtt subscribed as %s", self.client_id)
         self.subscribed.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import redis
@@ -66,13 +67,18 @@ def test_run_takes_services_from_environment_and_stops_gracefully_on_sigterm(
         cfg = tmp_path / "site.yaml"
         cfg.write_text(f"mqtt: {{client_id: vs-cli}}\ninflux: {{spool_dir: {tmp_path}/spool}}\n"
                        "pipeline: {max_clock_skew_s: null}\n")
-        proc = subprocess.Popen([*CLI, "run", "--config", str(cfg), "--metrics-port", "0"],
+        proc = subprocess.Popen([*CLI, "run", "-v", "--config", str(cfg), "--metrics-port", "0"],
                                 env=env, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")))
+        reader.start()
         try:
             from vitalstream.simulators.publisher import publish
             from vitalstream.simulators.scenario import OutMessage
 
-            time.sleep(3.0)  # connect and subscribe
+            deadline = time.monotonic() + 30  # until the broker granted the subscription
+            while not any("mqtt subscribed" in ln for ln in lines) and time.monotonic() < deadline:
+                time.sleep(0.1)
             t0 = 1_764_064_800_000_000_000
             msgs = [OutMessage(0.0, "vitalstream/cli-dev/json", json.dumps(
                 {"readings": [{"signal": "heart_rate", "value": 60 + i, "t_ns": t0 + i * 10**9}]}
@@ -81,7 +87,9 @@ def test_run_takes_services_from_environment_and_stops_gracefully_on_sigterm(
             publish(msgs, mosquitto.url, progress=False)
             time.sleep(2.0)
             proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=30)
+            proc.wait(timeout=30)
+            reader.join(timeout=10)
+            err = "".join(lines)
         finally:
             proc.kill()
         assert proc.returncode == 0, err
