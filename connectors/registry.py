@@ -36,6 +36,7 @@ own intervals.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from bisect import bisect_right
 from collections.abc import Callable
@@ -45,6 +46,8 @@ import redis
 from vitalstream.connectors.ble.gateway import normalise_device
 from vitalstream.errors import IdentityError
 from vitalstream.model import RawReading
+
+log = logging.getLogger(__name__)
 
 STEP = "registry"
 _MAX_RETRIES = 50
@@ -267,19 +270,32 @@ class RegistryResolver:
     otherwise, and when the payload names nobody, the reading is quarantined
     (None). A device that is registered but not assigned at the event time is
     quarantined whatever the payload says: the registry is authoritative.
+
+    Redis down: the last snapshot keeps being served (``stale``), and polls back
+    off from ``poll_s`` doubling to ``retry_max_s``, so the flow is neither
+    stopped nor slowed; the first poll that succeeds reloads. At construction
+    there is no snapshot yet, so an unreachable registry raises there.
     """
 
     def __init__(self, registry: DeviceRegistry, *, poll_s: float = 0.5, trust_payload: bool = True,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, retry_max_s: float = 10.0) -> None:
         self.registry = registry
         self.poll_s = poll_s
         self.trust_payload = trust_payload
+        self.retry_max_s = retry_max_s
         self._monotonic = monotonic
         self._version = -1
         self._next_poll = float("-inf")
         self.snapshot = RegistrySnapshot({})
         self.reloads = 0
+        self.failures = 0  # consecutive failed polls: > 0 while Redis is unreachable
+        self.failed_polls = 0  # total, for metrics
         self.refresh(force=True)
+
+    @property
+    def stale(self) -> bool:
+        """True while the registry cannot be read and the last snapshot is served."""
+        return self.failures > 0
 
     def refresh(self, force: bool = False) -> None:
         now = self._monotonic()
@@ -293,10 +309,22 @@ class RegistryResolver:
                 # A change between the two reads only makes us reload once more later.
                 self.snapshot, self._version = RegistrySnapshot(data), version
                 self.reloads += 1
-        except redis.RedisError:
+        except redis.RedisError as exc:
             if force:
-                raise
-            # Keep serving the last known mapping through a Redis outage.
+                raise  # at start there is no mapping to fall back on
+            # Keep serving the last known mapping through a Redis outage. The poll runs on
+            # the flow's thread, so back off: a hung server would otherwise cost a socket
+            # timeout every poll_s.
+            self.failures += 1
+            self.failed_polls += 1
+            if self.failures == 1:
+                log.warning("device registry unreadable (%s): serving the last snapshot "
+                            "(version %d) until Redis answers", exc, self._version)
+            self._next_poll = now + min(self.retry_max_s, self.poll_s * 2 ** self.failures)
+            return
+        if self.failures:
+            log.warning("device registry readable again after %d failed polls", self.failures)
+            self.failures = 0
 
     def __call__(self, raw: RawReading) -> str | None:
         self.refresh()
