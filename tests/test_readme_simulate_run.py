@@ -12,7 +12,6 @@ time and dedup found no duplicates at all.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import subprocess
 import sys
