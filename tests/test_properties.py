@@ -212,6 +212,7 @@ def test_readings_later_than_lateness_never_change_emitted_results(items, data):
     late_arrivals = list(arrivals)
     tail: list[tuple[int, Reading]] = []
     n_late = 0
+    used: set[tuple] = set()
     for _ in range(data.draw(st.integers(1, 4), label="n_late")):
         at_end = data.draw(st.sampled_from([True, False]), label="at_end")
         k = len(arrivals) if at_end else data.draw(st.integers(1, len(arrivals)), label="insert_at")
@@ -224,6 +225,9 @@ def test_readings_later_than_lateness_never_change_emitted_results(items, data):
         if hi < first:
             continue
         e = data.draw(st.integers(first, hi), label="late_event") + 1  # +1 ns: a fresh reading
+        while (p, dev, sig, e) in used:  # and not a copy of an earlier late one (a duplicate)
+            e += 1
+        used.add((p, dev, sig, e))
         if not at_end and e - e % SIZE + SIZE + LATE > newest:
             continue
         value = data.draw(_VALUES[sig])
