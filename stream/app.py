@@ -75,6 +75,7 @@ class Live:
 
     def totals(self) -> dict[str, int]:
         with self.lock:
+            outreach = [w.outreach for w in (*self.outcome_writers, *self.result_writers)]
             late_w = sum(h.late_counts()[0] for h in self.hosts)
             late_r = sum(h.late_counts()[1] for h in self.hosts)
             return {
@@ -92,6 +93,9 @@ class Live:
                 "late_rules": late_r,
                 "influx_spooled_batches": sum(i.batches_spooled for i in self.influx),
                 "influx_errors": sum(i.errors for i in self.influx),
+                "redis_outage": int(any(getattr(o, "in_outage", False) for o in outreach)),
+                "redis_buffered": sum(getattr(o, "buffered", 0) for o in outreach),
+                "redis_dropped": sum(getattr(o, "dropped", 0) for o in outreach),
             }
 
 
@@ -110,6 +114,9 @@ _METRICS = {
     "late_rules": ("vitalstream_late_for_rules_total", "counter", "readings too late for rule evaluation"),
     "influx_spooled_batches": ("vitalstream_influx_spooled_batches_total", "counter", "batches spooled on outage"),
     "influx_errors": ("vitalstream_influx_errors_total", "counter", "failed InfluxDB write attempts"),
+    "redis_outage": ("vitalstream_redis_outage", "gauge", "1 while Redis writes fail (outreach degraded)"),
+    "redis_buffered": ("vitalstream_redis_buffered", "gauge", "alerts and dead letters held for Redis"),
+    "redis_dropped": ("vitalstream_redis_dropped_total", "counter", "items dropped: Redis buffer full"),
 }
 
 
@@ -244,7 +251,10 @@ class Pipeline:
                          addresses=self.addresses, **kw)
         finally:
             # Drain the spools; points the store refuses then still become dead letters.
-            for writer in (*self.live.outcome_writers, *self.live.result_writers):
+            writers = (*self.live.outcome_writers, *self.live.result_writers)
+            for writer in writers:
                 writer.flush()
+            for writer in writers:  # alerts held through a Redis outage get a last chance
+                writer.finish()
             self.metrics.close()
         return self.live.totals()

@@ -80,8 +80,9 @@ ENV = {
 _FILE_KEYS = {
     "mqtt": ("mqtt", {k: k for k in ("url", "topic", "shared_group", "client_id", "qos",
                                      "session_expiry_s")}),
-    "redis": ("redis", {"url": "url", "alerts_stream": "alerts_stream",
-                        "deadletter_stream": "deadletter_stream"}),
+    "redis": ("redis", {k: k for k in ("url", "alerts_stream", "deadletter_stream",
+                                       "quarantine_stream", "maxlen", "dedup_ttl_s", "buffer_max",
+                                       "retry_initial_s", "retry_max_s", "socket_timeout_s")}),
     "influx": ("influx", {k: k for k in ("url", "token", "org", "bucket", "spool_dir")}),
     "windows": ("pipeline", {"size_s": "window_size_s", "allowed_lateness_s": "allowed_lateness_s"}),
     "metrics": ("pipeline", {"port": "metrics_port"}),

@@ -144,6 +144,12 @@ class OutcomeWriter:
             self.outreach.write_dead_letters(dead)
             self.stats.dead_letters += len(dead)
 
+    def finish(self) -> None:
+        """At the end of a run, after ``flush``: let the outreach sink deliver what it holds."""
+        close = getattr(self.outreach, "close", None)
+        if close is not None:
+            close()
+
 
 class ResultWriter:
     def __init__(self, lines: LineWriter, outreach: Outreach, window_size_ns: int) -> None:
@@ -201,3 +207,9 @@ class ResultWriter:
         flush = getattr(self.lines, "flush_spool", None)
         if flush is not None:
             self._dead_letter(self._account(flush(), [], []))
+
+    def finish(self) -> None:
+        """At the end of a run, after ``flush``: let the outreach sink deliver what it holds."""
+        close = getattr(self.outreach, "close", None)
+        if close is not None:
+            close()
