@@ -175,12 +175,18 @@ def _json_reading(item: object, device: str, patient: str | None) -> RawReading:
     return RawReading(device, patient, signal, value, unit, event_ns, quality, "json")
 
 
+_SENML_LABELS = frozenset(("bn", "bt", "bu", "bv", "bs", "n", "u", "v", "vs", "vb", "vd", "s",
+                           "t", "ut"))
+
+
 def _senml_pack_check(doc: list, device: str) -> None:
     """Errors of the whole pack (RFC 8428 4.4), raised before any record is used."""
     version = None
     for i, rec in enumerate(doc):
         if not isinstance(rec, dict):
             continue  # that record's own error, reported with it
+        if rec.keys() <= _SENML_LABELS:
+            continue  # the common case: only the labels of RFC 8428 4.2 (a C-level check)
         for label in rec:
             if isinstance(label, str) and label.endswith("_"):
                 raise DecodeError("decode", device, "unsupported_field",
@@ -244,12 +250,32 @@ def _text(v: object, device: str, what: str) -> str:
 
 def _senml_record(rec: dict, topic_device: str, recv_ns: int, bn: str, bt: float,
                   bu: str | None, bv: float, bs: float | None) -> RawReading:
-    name = bn + (_text(rec["n"], topic_device, "n") if "n" in rec else "")
+    n = rec.get("n", "")
+    name = bn + (n if type(n) is str else _text(n, topic_device, "n"))
     if not name:
         raise DecodeError("decode", topic_device, "missing_field", "record has no name")
     cut = max(name.rfind(":"), name.rfind("/"))
     device, signal = (name[:cut], name[cut + 1:]) if cut >= 0 else (None, name)
     _check_device(device, topic_device)
+    if "v" in rec and "s" not in rec and rec.keys().isdisjoint(_SENML_OTHER_VALUES):
+        value = bv + _number(rec["v"], topic_device, name)  # the common record, checked once
+    else:
+        value = _senml_other(rec, topic_device, name, bv, bs)
+    t = bt + _number(rec["t"], topic_device, "t") if "t" in rec else bt
+    if t < _SENML_RELATIVE_LIMIT_S:  # 4.5.3: every value below 2**28, negatives too
+        event_ns = recv_ns + round(t * NS)
+    else:
+        # A float of ~1.7e9 s resolves ~0.24 us, so sub-microsecond digits are
+        # noise: round to whole microseconds, which survive the round trip exactly.
+        whole = math.floor(t)
+        event_ns = whole * NS + round((t - whole) * 1e6) * 1000
+    u = rec.get("u", bu)
+    unit = u if u is None or type(u) is str else _text(u, topic_device, "u")
+    return RawReading(topic_device, None, signal, value, unit, event_ns, Quality.OK, "senml")
+
+
+def _senml_other(rec: dict, topic_device: str, name: str, bv: float, bs: float | None) -> float:
+    """The value of a record that is not a plain ``v`` (or the error it raises)."""
     values = [k for k in ("v", *_SENML_OTHER_VALUES) if k in rec]
     if len(values) > 1:
         raise DecodeError("decode", topic_device, "bad_value",
@@ -266,17 +292,7 @@ def _senml_record(rec: dict, topic_device: str, recv_ns: int, bn: str, bt: float
                               f"{name}: s (sum, the integral of the value over time, RFC 8428 "
                               "4.2) without a value 'v': a sum is not a reading")
         raise DecodeError("decode", topic_device, "missing_field", f"{name}: no numeric value 'v'")
-    value = bv + _number(rec.get("v", 0.0), topic_device, name)
-    t = bt + _number(rec.get("t", 0.0), topic_device, "t")
-    if t < _SENML_RELATIVE_LIMIT_S:  # 4.5.3: every value below 2**28, negatives too
-        event_ns = recv_ns + round(t * NS)
-    else:
-        # A float of ~1.7e9 s resolves ~0.24 us, so sub-microsecond digits are
-        # noise: round to whole microseconds, which survive the round trip exactly.
-        whole = math.floor(t)
-        event_ns = whole * NS + round((t - whole) * 1e6) * 1000
-    unit = _text(rec["u"], topic_device, "u") if "u" in rec else bu
-    return RawReading(topic_device, None, signal, value, unit, event_ns, Quality.OK, "senml")
+    return bv + _number(rec.get("v", 0.0), topic_device, name)
 
 
 _VALUE_KIND = {"vs": "string", "vb": "boolean", "vd": "data"}

@@ -128,10 +128,19 @@ def window_measurement(size_ns: int) -> str:
     return f"vitals_{s}s"
 
 
+_SERIES: dict[tuple[str, str, str], str] = {}  # (device, patient, signal) -> escaped prefix
+
+
 def reading_line(r: Reading) -> str:
+    key = (r.device, r.patient, r.signal.value)
+    prefix = _SERIES.get(key)
+    if prefix is None:
+        # Escaping costs more than the rest of the line; a fleet has few series.
+        if len(_SERIES) >= 200_000:
+            _SERIES.clear()
+        prefix = _SERIES[key] = f"vitals{_tags(device=key[0], patient=key[1], signal=key[2])} "
     q = f"quality={int(r.quality)}i," if r.quality else ""
-    return (f"vitals{_tags(device=r.device, patient=r.patient, signal=r.signal.value)} "
-            f"{q}value={_float(r.value)} {r.event_ns}")
+    return f"{prefix}{q}value={_float(r.value)} {r.event_ns}"
 
 
 def aggregate_line(a: WindowAggregate, measurement_name: str) -> str:

@@ -58,6 +58,7 @@ class Ingest:
         self.patient_of = patient_of
         self.codecs = default_codecs() if codecs is None else codecs
         self.stats = IngestStats()
+        self._valid_ids: set[str] = set()
 
     def _dead(self, err: VitalstreamError, msg: Message, out: list[Outcome]) -> None:
         st = self.stats
@@ -66,13 +67,22 @@ class Ingest:
         out.append(DeadLetter(err.step, err.reason, err.detail, msg.topic, msg.payload,
                               err.device, msg.recv_ns))
 
+    def _check_id(self, kind: str, value: str, device: str | None = None) -> None:
+        # Ids repeat with every reading: remember the valid ones (bounded).
+        if value in self._valid_ids:
+            return
+        check_identifier(kind, value, device)
+        if len(self._valid_ids) >= 100_000:
+            self._valid_ids.clear()
+        self._valid_ids.add(value)
+
     def process(self, msg: Message, out: list[Outcome]) -> None:
         """Append the outcomes of one message (always ending with its Ack) to ``out``."""
         self.stats.messages += 1
         try:
             device, codec = parse_topic(msg.topic)
             # ids become tags and keys downstream: refuse anything but a bounded printable token
-            check_identifier("device", device)
+            self._check_id("device", device)
             decoder = self.codecs.get(codec)
             if decoder is None:
                 raise VitalstreamError("decode", device, "unknown_codec", codec)
@@ -89,10 +99,10 @@ class Ingest:
                 continue
             try:
                 if item.device != device:  # a BLE MAC or a payload-named device
-                    check_identifier("device", item.device)
+                    self._check_id("device", item.device)
                 reading = self.normaliser.normalise(item, msg.recv_ns, self.patient_of)
                 if reading is not None:
-                    check_identifier("patient", reading.patient, reading.device)
+                    self._check_id("patient", reading.patient, reading.device)
             except VitalstreamError as err:
                 self._dead(err, msg, out)
                 continue
