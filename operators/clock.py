@@ -117,18 +117,27 @@ class FrontierClock:
         self.idle_grace_ns = idle_grace_ns
         self.caught_up = caught_up
         self.frontier_ns: int | None = None
+        self.last_system_ns: int | None = None  # the latest system time handed in
 
     def saw(self, recv_ns: int) -> None:
         if self.frontier_ns is None or recv_ns > self.frontier_ns:
             self.frontier_ns = recv_ns
 
     def now_ns(self, system_ns: int) -> int:
+        self.last_system_ns = system_ns
         sys_ns = system_ns
         if self.caught_up is None or not self.caught_up():
             sys_ns -= self.idle_grace_ns
         f = self.frontier_ns
         return sys_ns if f is None or sys_ns > f else f
 
-    def to_system(self, wall_ns: int, system_ns: int) -> int:
-        """The system time at which this clock reaches ``wall_ns`` (timers of a runtime)."""
-        return wall_ns + (system_ns - self.now_ns(system_ns))
+    def to_system(self, wall_ns: int, system_ns: int | None = None) -> int:
+        """The system time at which this clock reaches ``wall_ns`` if data keeps arriving
+        at the pace of the last ``system_ns`` handed in (timers of a runtime): a runtime
+        asks again, a little later, when the data has not got there yet."""
+        if system_ns is None:
+            system_ns = self.last_system_ns
+            if system_ns is None:
+                return wall_ns
+        lag = system_ns - self.now_ns(system_ns)
+        return wall_ns + max(0, lag)

@@ -117,6 +117,7 @@ class RuleLogic(Stateless[RuleState]):
         self.rule = rule
         self.patient = patient
         self.state = state or RuleState()
+        self._signals = rule.signals  # a property that builds a frozenset: once, not per reading
 
     def _evaluate(self, now_ns: int, r: Reading) -> tuple[bool, bool, float, float]:
         """(crossing, holding, value, threshold) from the freshest value of each signal."""
@@ -145,7 +146,7 @@ class RuleLogic(Stateless[RuleState]):
         return self.on_reading(r), RETAIN
 
     def on_reading(self, r: Reading) -> list[Alert]:
-        if r.quality & _SKIP or r.signal not in self.rule.signals:
+        if r.signal not in self._signals or r.quality & _SKIP:
             return []
         st, rule = self.state, self.rule
         t = r.event_ns

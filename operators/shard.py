@@ -116,12 +116,9 @@ class ShardHost:
         return out, RETAIN
 
     def notify_at(self) -> int | None:
-        """System time of the next timer: a deadline on the frontier clock is reached
-        when the system time passes it by the idle grace (at once when caught up)."""
-        if not self._timers:
-            return None
-        caught_up = self.cfg.caught_up is not None and self.cfg.caught_up()
-        return self._timers[0][0] + (0 if caught_up else self.cfg.idle_grace_ns)
+        """System time of the next timer, as the frontier clock would reach it if data keeps
+        coming at its last pace (from the last system time handed in, never read)."""
+        return self.frontier.to_system(self._timers[0][0]) if self._timers else None
 
     def on_eof(self) -> Emit:
         """Bounded input has ended: flush every buffer and close every window."""

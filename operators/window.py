@@ -178,6 +178,7 @@ class WindowLogic:
         self.state = state
         self.clock = clock if clock is not None else EventClock(state.clock)
         self.dedup = cfg.dedup().build(state.seen) if dedup else None
+        self._aggs = tuple(cfg.aggregators.items())
 
     # -- the operator contract (standalone: the window owns its event clock) --
 
@@ -219,9 +220,10 @@ class WindowLogic:
         key = (r.device, r.signal, start)
         accs = self.state.open.get(key)
         if accs is None:
-            accs = self.state.open[key] = {n: a.initialize() for n, a in cfg.aggregators.items()}
-        for name, agg in cfg.aggregators.items():
-            accs[name] = agg.aggregate(accs[name], r.value, r.event_ns)
+            accs = self.state.open[key] = {n: a.initialize() for n, a in self._aggs}
+        value, t = r.value, r.event_ns
+        for name, agg in self._aggs:
+            accs[name] = agg.aggregate(accs[name], value, t)
         return True
 
     def next_close_ns(self) -> int | None:
@@ -240,7 +242,7 @@ class WindowLogic:
         for key in due:
             accs = self.state.open.pop(key)
             device, signal, start = key
-            values = {n: a.result(accs[n]) for n, a in cfg.aggregators.items()}
+            values = {n: a.result(accs[n]) for n, a in self._aggs}
             out.append(WindowAggregate(self.patient, signal, start, start + cfg.size_ns, values,
                                        device=device, partial=start > horizon))
         return out
