@@ -130,8 +130,11 @@ class PatientLogic:
     def snapshot(self) -> PatientState:
         # Window and rules work on their parts of ``state`` in place; the detectors keep
         # their own structure and hand in a snapshot of it.
-        anomaly = self.anomaly.snapshot() if self.anomaly is not None else self.state.anomaly
-        return snapshot_of(dataclasses.replace(self.state, anomaly=anomaly))
+        if self.anomaly is None:
+            return snapshot_of(self.state)
+        snap = snapshot_of(dataclasses.replace(self.state, anomaly=None))
+        snap.anomaly = self.anomaly.snapshot()  # already a fresh structure
+        return snap
 
     # -- internals --
 

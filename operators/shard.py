@@ -115,6 +115,11 @@ class ShardHost:
             self._schedule(patient)
         return out, RETAIN
 
+    def saw_time(self, system_ns: int) -> None:
+        """The runtime's current time, handed in without a notification: ``notify_at``
+        then estimates from it (a runtime that knows its time asks this way)."""
+        self.frontier.now_ns(system_ns)
+
     def notify_at(self) -> int | None:
         """System time of the next timer, as the frontier clock would reach it if data keeps
         coming at its last pace (from the last system time handed in, never read)."""

@@ -193,7 +193,8 @@ class Pipeline:
                              self._ingest, self.host_cfg, WriterSink(self._outcome_writer),
                              WriterSink(self._result_writer), shards=self.settings.pipeline.shards,
                              on_host=self._on_host,
-                             eof_flush=self._flush_at_eof)
+                             eof_flush=self._flush_at_eof,
+                             durable=self.settings.pipeline.state_dir is not None)
         return flow
 
     def _recovery(self) -> dict:

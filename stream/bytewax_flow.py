@@ -113,10 +113,11 @@ class _ShardLogic(StatefulBatchLogic[Reading, object, HostState]):
     """bytewax's side of the operator contract: the host gets the system time here."""
 
     def __init__(self, host: ShardHost, clock: Clock, on_host: Callable | None,
-                 eof_flush: Callable[[], bool]) -> None:
+                 eof_flush: Callable[[], bool], durable: bool = True) -> None:
         self.host = host
         self.clock = clock
         self.eof_flush = eof_flush
+        self.durable = durable
         if on_host is not None:
             on_host(host)
 
@@ -133,11 +134,14 @@ class _ShardLogic(StatefulBatchLogic[Reading, object, HostState]):
         return out, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> Optional[datetime]:
+        self.host.saw_time(self.clock.now_ns())  # a fresh estimate after every activation
         due = self.host.notify_at()
         return None if due is None else _utc(due)
 
-    def snapshot(self) -> HostState:
-        return self.host.snapshot()
+    def snapshot(self) -> HostState | None:
+        # bytewax asks at every epoch even without recovery; with nowhere to keep it,
+        # copying every patient's state would be work for nothing.
+        return self.host.snapshot() if self.durable else None
 
 
 class _PerThread:
@@ -161,9 +165,10 @@ class _PerThread:
 def build_flow(source, make_ingest: Callable[[], Ingest], host: PatientHost,
                outcome_sink, result_sink, *, shards: int = 64, clock: Clock | None = None,
                on_host: Callable[[ShardHost], None] | None = None,
-               eof_flush: Callable[[], bool] = lambda: True,
+               eof_flush: Callable[[], bool] = lambda: True, durable: bool = True,
                flow_id: str = "vitalstream") -> tuple[Dataflow, _PerThread]:
-    """Assemble the dataflow; ``source``/``*_sink`` are bytewax Source/Sink objects."""
+    """Assemble the dataflow; ``source``/``*_sink`` are bytewax Source/Sink objects.
+    ``durable=False``: the run keeps no recovery state, so snapshots are not taken."""
     clock = clock or SystemClock()
     flow = Dataflow(flow_id)
     msgs = op.input("mqtt", flow, source)
@@ -174,7 +179,7 @@ def build_flow(source, make_ingest: Callable[[], Ingest], host: PatientHost,
     keyed = op.key_on("shard", readings, lambda r: shard_of(r.patient, shards))
 
     def builder(resume: HostState | None) -> _ShardLogic:
-        return _ShardLogic(host.build(resume), clock, on_host, eof_flush)
+        return _ShardLogic(host.build(resume), clock, on_host, eof_flush, durable)
 
     results = op.stateful_batch("patients", keyed, builder)
     op.output("results", op.key_rm("unkey", results), result_sink)

@@ -25,7 +25,7 @@ from vitalstream.operators.anomaly.base import DetectorConfig
 from vitalstream.operators.anomaly.config import build_detectors
 from vitalstream.operators.anomaly.patient import PatientAnomalyLogic
 from vitalstream.operators.anomaly.score import DayNight, Score
-from vitalstream.operators.contract import RETAIN, Emit, Stateless, snapshot_of
+from vitalstream.operators.contract import RETAIN, Emit, Stateless
 from vitalstream.signals import Signal
 
 
@@ -98,5 +98,6 @@ class AnomalyLogic(Stateless[dict]):
         return out
 
     def snapshot(self) -> dict:
-        # The detectors are estimators with compact snapshots of their own.
-        return snapshot_of({"detectors": self.inner.snapshot(), "latest": self.latest})
+        # The detectors are estimators whose snapshots are fresh structures already;
+        # ``latest`` holds (score, ns) tuples.
+        return {"detectors": self.inner.snapshot(), "latest": dict(self.latest)}
