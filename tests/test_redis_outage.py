@@ -50,7 +50,7 @@ def start_durable_redis(workdir: Path) -> DurableRedis:
     except ServiceUnavailable as exc:
         if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
             pytest.fail(str(exc))
-        pytest.skip(str(exc))
+        pytest.skip(reason=str(exc))
     return rs
 
 
