@@ -24,6 +24,7 @@ from vitalstream.operators.check import (CHECKS, Case, check_bounded_state, chec
                                          check_snapshot_resume, run)
 from vitalstream.operators.contract import RETAIN, Stateless
 from vitalstream.operators.dedup import Dedup
+from vitalstream.operators.news2 import News2, News2Context
 from vitalstream.operators.patient import PatientFlow
 from vitalstream.operators.rules import RuleSet
 from vitalstream.operators.shard import PatientHost
@@ -82,6 +83,24 @@ def _two_patients() -> tuple[Reading, ...]:
     return tuple(sorted(a + b, key=lambda r: (r.event_ns, r.patient, r.signal.value)))
 
 
+def news2_stream() -> tuple:
+    """s00001 (HR, SpO2, resp) with a cuff every 15 min, a temperature charted hourly (a fever
+    from the second hour) and charted air/ACVPU (voice-responsive for half an hour): NEWS2
+    needs all seven parameters. Synthetic values, documented here, in event order."""
+    extra: list = [News2Context("s00001", T0, oxygen=False, consciousness="A", spo2_scale=1),
+                   News2Context("s00001", T0 + 120 * 60 * NS, consciousness="V"),
+                   News2Context("s00001", T0 + 150 * 60 * NS, consciousness="A")]
+    for m in range(0, 240, 15):
+        t = T0 + m * 60 * NS + 30 * NS
+        extra.append(Reading("s00001", "cuff-1", Signal.BP_SYSTOLIC, (95.0, 104.0, 118.0, 126.0)[m // 15 % 4],
+                             "mm[Hg]", t, t))
+    for m in range(0, 240, 60):
+        t = T0 + m * 60 * NS + 45 * NS
+        extra.append(Reading("s00001", "chart", Signal.BODY_TEMP, (36.8, 38.4, 39.2, 37.9)[m // 60],
+                             "Cel", t, t))
+    return tuple(sorted(s00001() + tuple(extra), key=lambda x: x.event_ns))
+
+
 CASES = [
     Case("dedup", Dedup(120 * NS), s00001(), latency_ns=NS, reorder_ns=30 * NS,
          absorbs_duplicates=True, long_items=hr_stream),
@@ -98,6 +117,9 @@ CASES = [
     Case("patient", SMALL_FLOW, s00001(), key="s00001", latency_ns=NS // 2, reorder_ns=NS,
          absorbs_duplicates=True, evict_after_ns=2 * 3600 * NS, long_items=hr_stream,
          settle_ns=3 * 60 * NS),
+    # NEWS2 follows arrival order (after the reorder buffer): no reorder_ns
+    Case("news2", News2(), news2_stream(), key="s00001", latency_ns=NS, absorbs_duplicates=True,
+         long_items=hr_stream),
     Case("patient-host", PatientHost(FLOW), _two_patients(), key="3", latency_ns=NS // 2,
          reorder_ns=NS, absorbs_duplicates=True, long_items=hr_stream, settle_ns=3 * 60 * NS),
 ]

@@ -6,6 +6,8 @@
     vitalstream decode ble --uuid 2A37 --hex '1E 55 32 00 21 00'
     vitalstream decode senml|json|omh FILE
     vitalstream import FILE          # Open mHealth data points into the pipeline
+    vitalstream news2 [FILE|-]       # NEWS2 (RCP 2017) of JSON-line observations
+    vitalstream bp-class --guideline acc-aha-2017|china-2018|esc-esh-2018 [FILE|-]
 """
 
 from __future__ import annotations
@@ -246,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     from vitalstream.stream.cli.devices import add_device_commands
 
     add_device_commands(sub)
+    from vitalstream.stream.cli.clinical import add_clinical_commands
+
+    add_clinical_commands(sub)
     return p
 
 
