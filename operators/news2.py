@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Mapping
 
-from vitalstream.model import Reading
+from vitalstream.model import Quality, Reading
 from vitalstream.operators.contract import RETAIN, Emit, Stateless, snapshot_of
 from vitalstream.signals import Signal
 
@@ -293,8 +293,7 @@ class News2:
     the set of missing parameters does (what the score rests on changed), and a
     ``News2Alert`` when the band rises into ``medium`` or ``high``. Results follow arrival
     order, so feed it after the patient's reorder buffer; a re-sent item changes nothing.
-    Low-quality readings (any ``Quality`` flag but ``CLOCK_CORRECTED``/``GATEWAY_TIME``)
-    are not used.
+    Readings flagged ``MOTION_ARTEFACT``, ``SPECIAL_VALUE`` or ``HISTORICAL`` are not used.
 
     >>> from vitalstream.operators.contract import drive
     >>> out = drive(News2().build(), [Reading("p1", "d", Signal.HEART_RATE, 135.0, "/min", 0, 0)])
@@ -305,11 +304,20 @@ class News2:
     fresh_s: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FRESH_S))
     spo2_scale: int = 1  # the default for patients without a News2Context scale
 
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.fresh_s) - set(DEFAULT_FRESH_S))
+        if unknown:  # a misspelt parameter would silently keep its default window
+            raise ValueError(f"fresh_s: unknown parameters {unknown}; known: {sorted(DEFAULT_FRESH_S)}")
+        if isinstance(self.spo2_scale, bool) or self.spo2_scale not in (1, 2):
+            raise ValueError(f"spo2_scale: expected 1 or 2, got {self.spo2_scale!r}")
+
     def build(self, resume_state: News2State | None = None, *, key: str = "") -> "News2Logic":
         return News2Logic(self, resume_state if resume_state is not None else News2State(), key)
 
 
-_IGNORED_QUALITY = 4 | 8  # MOTION_ARTEFACT, SPECIAL_VALUE: not a measurement to score
+# Not a measurement to score (artefact, special value), or not live (back-fill, quarantine
+# replay: rules never alert on those either).
+_IGNORED_QUALITY = int(Quality.MOTION_ARTEFACT | Quality.SPECIAL_VALUE | Quality.HISTORICAL)
 
 
 class News2Logic(Stateless[News2State]):
@@ -319,7 +327,8 @@ class News2Logic(Stateless[News2State]):
 
     def _put(self, name: str, event_ns: int, value: Any) -> None:
         old = self.st.latest.get(name)
-        # the newest by event time; a tie keeps the larger value so arrival order cannot matter
+        # the newest by event time; a tie at the same event time is broken by a fixed order of
+        # the values (their repr), so which of the two arrived first cannot matter
         if old is None or (event_ns, repr(value)) > (old[0], repr(old[1])):
             self.st.latest[name] = (event_ns, value)
 
@@ -345,7 +354,8 @@ class News2Logic(Stateless[News2State]):
         st.now_ns = t if st.now_ns is None else max(st.now_ns, t)
         now = st.now_ns
         obs = {p: v for p, (at, v) in st.latest.items() if now - at <= self._fresh_ns[p]}
-        res = score_news2(spo2_scale=st.spo2_scale or self.cfg.spo2_scale, **obs)
+        scale = self.cfg.spo2_scale if st.spo2_scale is None else st.spo2_scale
+        res = score_news2(spo2_scale=scale, **obs)
         prev = st.last
         if prev is not None and (prev.score, prev.band, prev.missing, prev.parameter_scores) == (
                 res.score, res.band, res.missing, res.parameter_scores):

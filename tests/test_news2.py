@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from vitalstream.model import Reading
+from vitalstream.model import Quality, Reading
 from vitalstream.operators.contract import drive
 from vitalstream.operators.news2 import News2, News2Alert, News2Context, News2Result, score_news2
 from vitalstream.signals import Signal
@@ -216,6 +216,17 @@ def test_operator_spo2_scale2_from_context() -> None:
     items = [News2Context("p1", 0, oxygen=True, spo2_scale=2), _r(Signal.SPO2, 97, 0, "%")]
     last = drive(News2().build(), items)[-1].news2
     assert last.scores()["spo2"] == 3 and last.scores()["oxygen"] == 2
+
+
+def test_operator_ignores_artefact_readings_and_custom_freshness() -> None:
+    art = Reading("p1", "d", Signal.HEART_RATE, 150.0, "/min", 0, 0, quality=Quality.MOTION_ARTEFACT)
+    assert drive(News2().build(), [art]) == []
+    # a 10-minute pulse window: HR 135 at 0 is stale at 601 s
+    out = drive(News2(fresh_s={"heart_rate": 600}).build(),
+                [_r(Signal.HEART_RATE, 135, 0, "/min"), _r(Signal.RESP_RATE, 16, 601, "/min")])
+    assert "heart_rate" in out[-1].news2.missing
+    with pytest.raises(ValueError):
+        News2(fresh_s={"pulse": 600})
 
 
 # -- the command --
