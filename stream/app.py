@@ -82,6 +82,9 @@ class Live:
                 "messages": sum(r.received for r in self.receivers),
                 "acked": sum(r.acked for r in self.receivers),
                 "readings": sum(w.stats.readings for w in self.outcome_writers),
+                "readings_spooled": sum(w.stats.readings_spooled for w in self.outcome_writers),
+                "store_rejected": sum(w.stats.store_rejected
+                                      for w in (*self.outcome_writers, *self.result_writers)),
                 "dead_letters": sum(w.stats.dead_letters for w in self.outcome_writers),
                 "quarantined": sum(w.stats.quarantined for w in self.outcome_writers),
                 "duplicates": sum(i.stats.duplicates for i in self.ingests),
@@ -102,7 +105,12 @@ class Live:
 _METRICS = {
     "messages": ("vitalstream_messages_received_total", "counter", "MQTT messages received"),
     "acked": ("vitalstream_messages_acked_total", "counter", "MQTT messages acknowledged after storage"),
-    "readings": ("vitalstream_readings_stored_total", "counter", "valid readings written"),
+    "readings": ("vitalstream_readings_stored_total", "counter",
+                 "valid readings the store confirmed"),
+    "readings_spooled": ("vitalstream_readings_spooled_total", "counter",
+                         "readings put in the outage spool (stored counts them once replayed)"),
+    "store_rejected": ("vitalstream_store_rejected_total", "counter",
+                       "points the store refused for good (dead-lettered)"),
     "dead_letters": ("vitalstream_dead_letters_total", "counter", "inputs sent to the dead-letter stream"),
     "quarantined": ("vitalstream_quarantined_total", "counter", "readings of unmapped devices"),
     "duplicates": ("vitalstream_duplicates_total", "counter", "duplicate readings dropped"),
