@@ -52,10 +52,14 @@ class VictoriaMetrics(Service):
     def export(self, match: str) -> list[dict[str, Any]]:
         """Parsed lines of ``/api/v1/export?match[]=<match>``: {"metric", "values", "timestamps"}.
 
-        ``match`` is a series selector, e.g. ``vitals_value{patient="p1"}``.
+        ``match`` is a series selector, e.g. ``vitals_value{patient="p1"}``. Everything
+        stored is exported, the last seconds and future timestamps included: without an
+        ``end`` VictoriaMetrics leaves out points stamped about now or later.
         """
         self.flush()
-        status, body = self._http("GET", "/api/v1/export?" + urllib.parse.urlencode({"match[]": match}))
+        end_s = int(time.time()) + 86_400
+        status, body = self._http("GET", "/api/v1/export?" + urllib.parse.urlencode(
+            {"match[]": match, "end": str(end_s)}))
         if status != 200:
             raise ServiceError("service", None, "export_failed", f"{status}: {body[:300]!r}")
         return [json.loads(line) for line in body.splitlines() if line.strip()]
