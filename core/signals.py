@@ -41,6 +41,7 @@ not clinically abnormal ones: a HR of 35 is an alarm, not a decoding error.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable
@@ -188,3 +189,18 @@ def spec(signal: Signal | str) -> SignalSpec:
         return CATALOGUE[Signal(signal)]
     except ValueError:
         raise KeyError(signal) from None
+
+
+def finite_number(what: str, value: object) -> float:
+    """``value`` as a float if it is a finite JSON/Python number, else ValueError naming ``what``
+    (``bool`` is refused: True breaths/min is a caller's mistake, not a measurement).
+
+    >>> finite_number("resp_rate", 12)
+    12.0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what}: expected a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{what}: not a finite number: {value!r}")
+    return v

@@ -23,9 +23,10 @@ above (``strict``), so a mean of exactly 180 is stage 2.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
+
+from vitalstream.signals import finite_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +97,6 @@ class BpClass:
                 "n_readings": self.n_readings}
 
 
-def _mm_hg(what: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{what}: expected a number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{what}: not a finite number: {value!r}")
-    return v
-
-
 def _reached(mean: float, threshold: float | None, strict: bool) -> bool:
     if threshold is None:
         return False
@@ -137,7 +129,7 @@ def classify(readings: Sequence[tuple[float, float]], guideline: str) -> BpClass
     for i, r in enumerate(readings):
         if isinstance(r, (str, bytes)) or not isinstance(r, Sequence) or len(r) != 2:
             raise ValueError(f"readings[{i}]: expected [systolic, diastolic], got {r!r}")
-        pairs.append((_mm_hg(f"readings[{i}][0]", r[0]), _mm_hg(f"readings[{i}][1]", r[1])))
+        pairs.append((finite_number(f"readings[{i}][0]", r[0]), finite_number(f"readings[{i}][1]", r[1])))
     sbp = sum(p[0] for p in pairs) / len(pairs)
     dbp = sum(p[1] for p in pairs) / len(pairs)
     cat = g.categories[max(_rank(g, sbp, "sbp"), _rank(g, dbp, "dbp"))]
@@ -152,5 +144,5 @@ def is_crisis(sbp_mm_hg: float, dbp_mm_hg: float) -> bool:
     >>> is_crisis(170, 121), is_crisis(180.5, 60)
     (True, True)
     """
-    return (_mm_hg("sbp", sbp_mm_hg) > CRISIS_SBP_MM_HG
-            or _mm_hg("dbp", dbp_mm_hg) > CRISIS_DBP_MM_HG)
+    return (finite_number("sbp", sbp_mm_hg) > CRISIS_SBP_MM_HG
+            or finite_number("dbp", dbp_mm_hg) > CRISIS_DBP_MM_HG)

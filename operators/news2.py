@@ -43,7 +43,7 @@ from typing import Any, Mapping
 
 from vitalstream.model import Quality, Reading
 from vitalstream.operators.contract import RETAIN, Emit, Stateless, snapshot_of
-from vitalstream.signals import Signal
+from vitalstream.signals import Signal, finite_number
 
 NS = 1_000_000_000
 
@@ -103,16 +103,6 @@ def band_score(bands: Bands, value: Decimal) -> int:
         if upper == math.inf or value <= Decimal(repr(upper)):
             return score
     raise AssertionError("the last band is open above")  # pragma: no cover
-
-
-def _number(name: str, value: Any) -> float:
-    # bool is an int in Python, but True breaths/min is a caller's mistake
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name}: expected a number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{name}: not a finite number: {value!r}")
-    return v
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,9 +171,9 @@ def score_news2(*, resp_rate: float | None = None, spo2: float | None = None,
                "body_temp": body_temp}
     for name, value in numeric.items():
         if value is not None:
-            scores[name] = band_score(BANDS[name], chart_value(name, _number(name, value)))
+            scores[name] = band_score(BANDS[name], chart_value(name, finite_number(name, value)))
     if spo2 is not None:
-        sat = chart_value("spo2", _number("spo2", spo2))
+        sat = chart_value("spo2", finite_number("spo2", spo2))
         if spo2_scale == 1:
             scores["spo2"] = band_score(BANDS["spo2_scale1"], sat)
         elif oxygen is not None:
