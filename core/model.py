@@ -140,7 +140,8 @@ class Alert:
     event_ns: int  # event time of the reading that caused this event
     episode_start_ns: int
     seq: int = 0  # 0 for firing, 1.. for re-alerts, then resolved
-    message: str = ""
+    message: str = ""  # the rule's fixed text (configured)
+    explanation: str = ""  # what was unusual, e.g. "HR 104 /min, usual 66 +- 6 at rest"
 
     def __deepcopy__(self, memo: dict) -> "Alert":
         return self  # immutable: snapshots share it
@@ -165,6 +166,7 @@ class Alert:
             "event_ns": str(self.event_ns),
             "episode_start_ns": str(self.episode_start_ns),
             "message": self.message,
+            "explanation": self.explanation,
         }
 
 

@@ -27,6 +27,9 @@ from vitalstream.model import Alert, Reading, WindowAggregate
 from vitalstream.operators.clock import EventClock, EventClockState
 from vitalstream.operators.contract import DISCARD, RETAIN, Emit, earliest, snapshot_of
 from vitalstream.operators.dedup import Dedup, DedupState
+from vitalstream.operators.news2 import News2, News2Result, News2State
+from vitalstream.operators.news2_alerts import News2Rule, News2RuleState
+from vitalstream.operators.personal import PersonalRule
 from vitalstream.operators.rules import RuleSet, RuleState
 from vitalstream.operators.window import TumblingWindow, WindowState
 
@@ -43,6 +46,17 @@ class PatientFlow:
     rule_delay_ns: int = 2 * NS
     anomaly: Any = None  # e.g. operators.anomaly.stage.AnomalyStage: .build(state, key=patient)
     evict_after_ns: int | None = 24 * 3600 * NS  # None: never
+    personal: tuple[PersonalRule, ...] = ()  # alerts on the anomaly stage's scores
+    news2: News2 | None = None  # NEWS2 per patient, and its alarm:
+    news2_rule: News2Rule | None = None
+
+    def __post_init__(self) -> None:
+        covered = set(getattr(self.anomaly, "detectors", {}) or {})
+        for p in self.personal:
+            if p.signal.value not in covered:
+                raise ValueError(f"personal rule {p.name!r}: no detector scores {p.signal.value}")
+        if self.news2_rule is not None and self.news2 is None:
+            raise ValueError("news2_rule needs news2")
 
     def build(self, resume_state: "PatientState | None" = None, *,
               key: str = "") -> "PatientLogic":
@@ -61,6 +75,9 @@ class PatientState:
     late_rules: int = 0
     last_recv_ns: int = 0  # newest receive time seen: restores the host's frontier on resume
     last_seen_ns: int = 0  # runtime time of the latest reading: eviction counts from it
+    personal: list[RuleState] = field(default_factory=list)
+    news2: News2State | None = None
+    news2_rule: News2RuleState | None = None
 
 
 class PatientLogic:
@@ -82,6 +99,23 @@ class PatientLogic:
         self._rules_for = cfg.rules.by_signal()
         self.anomaly = (cfg.anomaly.build(st.anomaly, key=patient)
                         if cfg.anomaly is not None else None)
+        if len(st.personal) != len(cfg.personal):
+            st.personal = [RuleState() for _ in cfg.personal]
+        self.personal = [p.build(s, key=patient) for p, s in zip(cfg.personal, st.personal)]
+        self._personal_for: dict[str, list] = {}
+        for p in self.personal:
+            self._personal_for.setdefault(p.rule.signal.value, []).append(p)
+        self.news2 = self.news2_rule = None
+        if cfg.news2 is not None:
+            if st.news2 is None:
+                st.news2 = News2State()
+            self.news2 = cfg.news2.build(st.news2, key=patient)
+        if cfg.news2_rule is not None:
+            if st.news2_rule is None:
+                st.news2_rule = News2RuleState()
+            self.news2_rule = cfg.news2_rule.build(st.news2_rule, key=patient)
+        # Everything after the reorder buffer that needs every signal in event-time order.
+        self._ordered_all = cfg.anomaly is not None or cfg.news2 is not None
 
     # -- the operator contract --
 
@@ -99,7 +133,7 @@ class PatientLogic:
             return self._advance(now), RETAIN
         if not self.window.add(r, now):
             self.window.state.late += 1
-        if r.signal in self._rules_for or self.anomaly is not None:
+        if self._ordered_all or r.signal in self._rules_for:
             if r.event_ns <= now - self.cfg.rule_delay_ns:
                 # Judged on the clock at arrival, not on when the buffer was last
                 # drained, so the verdict does not depend on timer wake-ups.
@@ -161,11 +195,20 @@ class PatientLogic:
             scored = self.anomaly.on_reading(r)
             if scored:
                 out.append(scored[0])
+                for p in self._personal_for.get(r.signal.value, ()):
+                    out.extend(p.on_score(scored[0].score, r))
                 derived = scored[1]
                 for i in self._rules_for.get(derived.signal, ()):
                     out.extend(self.rules[i].on_reading(derived))
         for i in self._rules_for.get(r.signal, ()):
             out.extend(self.rules[i].on_reading(r))
+        if self.news2 is not None:
+            for x in self.news2.on_item(r)[0]:
+                if type(x) is News2Result:
+                    out.append(x)
+                    if self.news2_rule is not None:
+                        out.extend(self.news2_rule.on_result(x))
+                # News2Alert is the bare operator's own signal; the rule's alerts replace it
         return out
 
     @property

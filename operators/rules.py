@@ -2,27 +2,38 @@
 
 A rule watches one or more signals of one patient, in event-time order, and
 moves through ``ok -> pending -> firing -> (re-alert)* -> resolved``. It fires
-once per episode: only when its condition has held for ``for_s`` seconds (or
-``n_of_m`` readings), stays firing while values sit between the trigger and the
-``clear`` threshold (hysteresis), re-alerts at most every ``realert_s`` while
-still crossing, and resolves when every condition is back on the clear side.
+once per episode, when its condition form is met (``operators.persistence``:
+``for_s`` consecutive, ``count`` of the readings in the last T, ``fraction`` of
+the last T in band, or the historical ``n_of_m``); stays firing while values sit
+between the trigger and the ``clear`` threshold (hysteresis); re-alerts at most
+every ``realert_s`` while still crossing; and resolves when every condition is
+back on the clear side, or, with ``end_after_s``, when no reading has confirmed
+the episode (been past the threshold) for that long. A crossing after the end is
+a new episode with a new alert id.
 
-A condition cannot be said to "hold for 5 minutes" across a hole in the data:
-a gap longer than ``max_gap_s`` restarts the pending timer. Readings flagged
-LOW_QUALITY (motion, special values) or HISTORICAL never move a rule.
+A data gap longer than ``max_gap_s`` cancels a pending condition where the rule
+says continuity matters (``continuous``; the default for ``for_s``). Readings
+flagged LOW_QUALITY (motion, special values) or HISTORICAL never move a rule.
+The end by ``end_after_s`` is noticed at the rule's next reading and stamped
+with the event time it happened at (last confirmation + ``end_after_s``).
 """
 
 from __future__ import annotations
 
 import operator
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from vitalstream.errors import ConfigError
 from vitalstream.model import Alert, AlertState, Quality, Reading, alert_id
 from vitalstream.operators.contract import RETAIN, Emit, Stateless, snapshot_of
-from vitalstream.signals import Signal
+from vitalstream.operators.persistence import Consecutive, Form, PersistState, form_from_dict, reset
+from vitalstream.signals import CATALOGUE, Signal
+
+# Short names clinicians read in an alert line.
+LABELS = {Signal.HEART_RATE: "HR", Signal.SPO2: "SpO2", Signal.RESP_RATE: "RR",
+          Signal.BP_SYSTOLIC: "SBP", Signal.BP_DIASTOLIC: "DBP", Signal.BP_MEAN: "MAP",
+          Signal.BODY_TEMP: "Temp", Signal.GLUCOSE: "Glucose"}
 
 NS = 1_000_000_000
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -51,11 +62,12 @@ class Rule:
     conditions: tuple[Condition, ...]
     severity: str = "warning"
     combine: str = "any"  # "any" or "all" conditions
-    for_s: float = 0.0
-    n_of_m: tuple[int, int] | None = None
+    form: Form = Consecutive()
     realert_s: float | None = None
     max_gap_s: float = 300.0
     message: str = ""
+    end_after_s: float | None = None  # no confirming reading for this long ends the episode
+    source: str = ""  # where the numbers come from, shown with the rule
 
     @property
     def signals(self) -> frozenset[Signal]:
@@ -76,6 +88,9 @@ class Rule:
                 Condition(Signal(c["signal"]), c["op"], float(c["threshold"]),
                           float(c.get("clear", c["threshold"])))
                 for c in conds)
+            max_gap_s = float(d.get("max_gap_s", 300.0))
+            realert = float(d["realert_s"]) if d.get("realert_s") is not None else None
+            end_after = float(d["end_after_s"]) if d.get("end_after_s") is not None else None
         except (KeyError, ValueError, TypeError) as exc:
             raise ConfigError("rules", None, "bad_rule", f"{d.get('name', d)!r}: {exc!r}") from exc
         for c in conditions:
@@ -84,28 +99,77 @@ class Rule:
             if c.crosses(c.clear) and c.clear != c.threshold:
                 raise ConfigError("rules", None, "bad_rule",
                                   f"{name}: clear {c.clear} is on the alarm side of {c.threshold}")
-        nm = d.get("n_of_m")
-        if nm is not None and (len(nm) != 2 or not 0 < nm[0] <= nm[1]):
-            raise ConfigError("rules", None, "bad_rule", f"{name}: n_of_m must be [N, M], 0<N<=M")
         combine = d.get("combine", "any")
         if combine not in ("any", "all"):
             raise ConfigError("rules", None, "bad_rule", f"{name}: combine {combine!r}")
+        if end_after is not None and end_after <= 0:
+            raise ConfigError("rules", None, "bad_rule", f"{name}: end_after_s must be > 0")
         return cls(name, conditions, d.get("severity", "warning"), combine,
-                   float(d.get("for_s", 0.0)), tuple(nm) if nm else None,
-                   float(d["realert_s"]) if d.get("realert_s") is not None else None,
-                   float(d.get("max_gap_s", 300.0)), d.get("message", ""))
+                   form_from_dict(d, name, max_gap_s), realert, max_gap_s,
+                   d.get("message", ""), end_after, d.get("source", ""))
 
 
 @dataclass
 class RuleState:
     phase: str = "ok"  # ok | pending | firing
-    since_ns: int = 0  # pending start, or episode start when firing
+    since_ns: int = 0  # episode start when firing
     last_ns: int | None = None  # event time of the last reading this rule saw
     notified_ns: int = 0
     seq: int = 0
+    confirmed_ns: int = 0  # event time of the last reading past the threshold while firing
     latest: dict[Signal, tuple[float, int]] = field(default_factory=dict)
-    recent: deque | None = None  # (crossing, event_ns) for n_of_m; an empty deque costs ~600 B
+    persist: PersistState = field(default_factory=PersistState)
     out_of_order: int = 0  # readings older than the last one seen: ignored
+
+
+class Episode:
+    """The alarm lifecycle shared by every rule kind: ``ok -> firing -> (re-alert)* ->
+    resolved``. The caller says, per reading, whether it is past the threshold
+    (``crossing``) and still on the alarm side of the clear level (``holding``)."""
+
+    __slots__ = ("name", "severity", "form", "realert_ns", "end_after_ns", "patient", "state")
+
+    def __init__(self, name: str, severity: str, form: Form, realert_s: float | None,
+                 end_after_s: float | None, patient: str, state: RuleState) -> None:
+        self.name, self.severity, self.form, self.patient = name, severity, form, patient
+        self.realert_ns = None if realert_s is None else realert_s * NS
+        self.end_after_ns = None if end_after_s is None else round(end_after_s * NS)
+        self.state = state
+
+    def step(self, crossing: bool, holding: bool, t: int, gap_broken: bool,
+             make: Callable[[str, int, int], Alert]) -> list[Alert]:
+        """``make(state, event_ns, seq)`` builds the alert event to emit."""
+        st, out = self.state, []
+        if st.phase == "firing":
+            end = self.end_after_ns
+            if end is not None and t - st.confirmed_ns > end:
+                # Values lingered between threshold and clear with nothing confirming
+                # the episode: it ended when the last confirmation went stale.
+                out.append(make(AlertState.RESOLVED, st.confirmed_ns + end, st.seq + 1))
+                self._end()
+            elif not holding:
+                out.append(make(AlertState.RESOLVED, t, st.seq + 1))
+                self._end()
+                return out
+            else:
+                if crossing:
+                    st.confirmed_ns = t
+                    if self.realert_ns is not None and t - st.notified_ns >= self.realert_ns:
+                        st.seq += 1
+                        st.notified_ns = t
+                        out.append(make(AlertState.REALERT, t, st.seq))
+                return out
+        start = self.form.step(st.persist, crossing, t, gap_broken)
+        st.phase = "pending" if st.persist.pending or start is not None else "ok"
+        if start is None:
+            return out
+        st.phase, st.since_ns, st.notified_ns, st.seq, st.confirmed_ns = "firing", start, t, 0, t
+        out.append(make(AlertState.FIRING, t, 0))
+        return out
+
+    def _end(self) -> None:
+        self.state.phase = "ok"
+        reset(self.state.persist)
 
 
 class RuleLogic(Stateless[RuleState]):
@@ -118,13 +182,17 @@ class RuleLogic(Stateless[RuleState]):
         self.patient = patient
         self.state = state or RuleState()
         self._signals = rule.signals  # a property that builds a frozenset: once, not per reading
+        self._signal_name = "+".join(sorted(s.value for s in rule.signals))
+        self.episode = Episode(rule.name, rule.severity, rule.form, rule.realert_s,
+                               rule.end_after_s, patient, self.state)
+        self._how = rule.form.describe()
 
-    def _evaluate(self, now_ns: int, r: Reading) -> tuple[bool, bool, float, float]:
-        """(crossing, holding, value, threshold) from the freshest value of each signal."""
+    def _evaluate(self, now_ns: int, r: Reading) -> tuple[bool, bool, Condition, float]:
+        """(crossing, holding, condition, value) from the freshest value of each signal."""
         rule, latest = self.rule, self.state.latest
         gap = rule.max_gap_s * NS
         cross, hold = [], []
-        value, threshold = float("nan"), float("nan")
+        named: tuple[Condition, float] | None = None
         for c in rule.conditions:
             seen = latest.get(c.signal)
             if seen is None or now_ns - seen[1] > gap:
@@ -134,13 +202,12 @@ class RuleLogic(Stateless[RuleState]):
             v = seen[0]
             cross.append(c.crosses(v))
             hold.append(c.holds(v))
-            if (cross[-1] or hold[-1]) and value != value:  # first matching condition names the alert
-                value, threshold = v, c.threshold
+            if named is None and (cross[-1] or hold[-1]):  # first matching condition names it
+                named = (c, v)
         agg = any if rule.combine == "any" else all
-        if value != value:  # nothing on the alarm side: name the reading that moved the rule
-            c0 = next(c for c in rule.conditions if c.signal == r.signal)
-            value, threshold = r.value, c0.threshold
-        return agg(cross), agg(hold), value, threshold
+        if named is None:  # nothing on the alarm side: name the reading that moved the rule
+            named = (next(c for c in rule.conditions if c.signal == r.signal), r.value)
+        return agg(cross), agg(hold), named[0], named[1]
 
     def on_item(self, r: Reading) -> Emit:
         return self.on_reading(r), RETAIN
@@ -156,54 +223,22 @@ class RuleLogic(Stateless[RuleState]):
         gap_broken = st.last_ns is not None and t - st.last_ns > rule.max_gap_s * NS
         st.last_ns = t
         st.latest[r.signal] = (r.value, t)
-        crossing, holding, value, threshold = self._evaluate(t, r)
+        crossing, holding, cond, value = self._evaluate(t, r)
 
-        if st.phase == "firing":
-            if not holding:
-                st.phase = "ok"
-                if st.recent is not None:
-                    st.recent.clear()
-                return [self._alert(AlertState.RESOLVED, value, threshold, t, st.seq + 1)]
-            if (crossing and rule.realert_s is not None
-                    and t - st.notified_ns >= rule.realert_s * NS):
-                st.seq += 1
-                st.notified_ns = t
-                return [self._alert(AlertState.REALERT, value, threshold, t, st.seq)]
-            return []
+        def make(state: str, event_ns: int, seq: int) -> Alert:
+            return Alert(alert_id(self.patient, rule.name, st.since_ns), self.patient, rule.name,
+                         self._signal_name, rule.severity, state, value, cond.threshold,
+                         event_ns, st.since_ns, seq, rule.message,
+                         self._explain(state, cond, value))
 
-        start = self._episode_start(crossing, t, gap_broken)
-        if start is None:
-            return []
-        st.phase, st.since_ns, st.notified_ns, st.seq = "firing", start, t, 0
-        return [self._alert(AlertState.FIRING, value, threshold, t, 0)]
+        return self.episode.step(crossing, holding, t, gap_broken, make)
 
-    def _episode_start(self, crossing: bool, t: int, gap_broken: bool) -> int | None:
-        """Advance ok/pending; the episode start time once the rule should fire."""
-        st, rule = self.state, self.rule
-        if rule.n_of_m is not None:
-            n, m = rule.n_of_m
-            if st.recent is None:
-                st.recent = deque()
-            if gap_broken:
-                st.recent.clear()
-            st.recent.append((crossing, t))
-            if len(st.recent) > m:
-                st.recent.popleft()
-            hits = [ts for c, ts in st.recent if c]
-            return hits[0] if len(hits) >= n else None
-        if not crossing:
-            st.phase = "ok"
-            return None
-        if st.phase != "pending" or gap_broken:
-            st.phase, st.since_ns = "pending", t
-        return st.since_ns if t - st.since_ns >= rule.for_s * NS else None
-
-    def _alert(self, state: str, value: float, threshold: float, t: int, seq: int) -> Alert:
-        rule, st = self.rule, self.state
-        signal = "+".join(sorted(s.value for s in rule.signals))
-        return Alert(alert_id(self.patient, rule.name, st.since_ns), self.patient, rule.name,
-                     signal, rule.severity, state, value, threshold, t, st.since_ns, seq,
-                     rule.message)
+    def _explain(self, state: str, c: Condition, value: float) -> str:
+        unit = CATALOGUE[c.signal].unit if c.signal in CATALOGUE else ""
+        v = f"{LABELS.get(c.signal, c.signal.value)} {value:g} {unit}".rstrip()
+        if state == AlertState.RESOLVED:
+            return f"{v}: back past {c.clear:g} {unit}".rstrip()
+        return f"{v}: {c.op} {c.threshold:g} {unit} {self._how}".replace("  ", " ")
 
     def snapshot(self) -> RuleState:
         return snapshot_of(self.state)

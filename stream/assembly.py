@@ -14,7 +14,10 @@ from typing import Callable
 from vitalstream.errors import ConfigError
 from vitalstream.operators.dedup import Dedup
 from vitalstream.operators.normalise import Normaliser, PatientResolver, patient_from_payload
+from vitalstream.operators.news2 import News2
+from vitalstream.operators.news2_alerts import News2Rule
 from vitalstream.operators.patient import PatientFlow
+from vitalstream.operators.personal import PersonalRule
 from vitalstream.operators.rules import RuleSet
 from vitalstream.operators.shard import PatientHost
 from vitalstream.operators.window import TumblingWindow
@@ -52,12 +55,38 @@ def patient_flow(settings: Settings, *, detectors: bool = True) -> PatientFlow:
         from vitalstream.operators.anomaly.stage import AnomalyStage
 
         anomaly = AnomalyStage.from_config(spec)
+    where = settings.rules_path or "packaged rules-default.yaml"
     try:
         rules = RuleSet.from_dicts(doc.get("rules", []))
+        personal = tuple(PersonalRule.from_dict(d) for d in doc.get("personal") or []) \
+            if anomaly is not None else ()
+        news2, news2_rule = _news2(doc.get("news2"))
+        return PatientFlow(window(settings), rules, ns(p.rule_delay_s), anomaly,
+                           ns(p.evict_after_s), personal, news2, news2_rule)
     except ConfigError as err:  # name the file the bad rule is in
-        where = settings.rules_path or "packaged rules-default.yaml"
         raise ConfigError(err.step, None, err.reason, f"{where}: {err.detail}") from None
-    return PatientFlow(window(settings), rules, ns(p.rule_delay_s), anomaly, ns(p.evict_after_s))
+    except ValueError as err:
+        raise ConfigError("rules", None, "bad_rule", f"{where}: {err}") from None
+
+
+def _news2(spec: object) -> tuple[News2 | None, News2Rule | None]:
+    """The rules file's ``news2:`` section: scoring options, and ``alert`` (the alarm's
+    form, ``alert_from``, ``end_after_s``; ``alert: false`` scores without alerting)."""
+    if spec is None or spec is False:
+        return None, None
+    if not isinstance(spec, dict):
+        raise ConfigError("rules", None, "bad_rule", f"news2: expected a mapping, got {spec!r}")
+    spec = dict(spec)
+    alert = spec.pop("alert", {})
+    unknown = set(spec) - {"fresh_s", "spo2_scale"}
+    if unknown:
+        raise ConfigError("rules", None, "bad_rule", f"news2: unknown keys {sorted(unknown)}")
+    news2 = News2(**spec)
+    if alert is False:
+        return news2, None
+    if not isinstance(alert, dict):
+        raise ConfigError("rules", None, "bad_rule", f"news2.alert: expected a mapping or false")
+    return news2, News2Rule.from_dict(alert)
 
 
 def patient_host(settings: Settings, *, flow: PatientFlow | None = None,

@@ -8,6 +8,8 @@ from importlib import resources
 import pytest
 import yaml
 
+from vitalstream.operators.personal import PersonalRule
+
 from vitalstream.errors import ConfigError
 from vitalstream.model import AlertState, Quality, Reading, alert_id
 from vitalstream.operators.rules import Rule, RuleLogic, RuleSet
@@ -244,7 +246,7 @@ def test_clear_defaults_to_threshold():
 def _yaml_rule_blocks() -> tuple[RuleSet, dict[str, list[str]]]:
     text = resources.files("vitalstream").joinpath("data/rules-default.yaml").read_text()
     rs = RuleSet.from_dicts(yaml.safe_load(text)["rules"])
-    blocks = re.split(r"(?m)^  - name: ", text)[1:]
+    blocks = re.split(r"(?m)^  - name: ", text.split("\npersonal:")[0])[1:]
     comments = {b.splitlines()[0].strip(): [ln.strip() for ln in b.splitlines()
                                             if ln.strip().startswith("#")] for b in blocks}
     return rs, comments
@@ -264,11 +266,24 @@ def test_default_yaml_every_rule_comment_names_its_source():
     assert unsourced == []
 
 
+def test_default_personal_rules_each_have_a_comment_naming_where_numbers_come_from():
+    text = resources.files("vitalstream").joinpath("data/rules-default.yaml").read_text()
+    section = text.split("\npersonal:")[1].split("\nnews2:")[0]
+    blocks = re.split(r"(?m)^  - name: ", section)[1:]
+    names = [PersonalRule.from_dict(d).name for d in yaml.safe_load(text)["personal"]]
+    comments = {b.splitlines()[0].strip(): " ".join(ln.strip() for ln in b.splitlines()
+                                                    if ln.strip().startswith("#")) for b in blocks}
+    assert sorted(comments) == sorted(names) and len(names) >= 3
+    unsourced = [n for n, c in comments.items() if "tuned on" not in c and
+                 not re.search(r"NEWS2|ACC/AHA|BTS|AHA", c)]
+    assert unsourced == []
+
+
 def test_default_thresholds_match_cited_guidelines():
     got = {r.name: [(c.signal.value, c.op, c.threshold) for c in r.conditions]
            for r in _default_rules().rules}
-    assert got["hypertensive_crisis"] == [("bp_systolic", ">=", 180.0),   # ACC/AHA 2017
-                                          ("bp_diastolic", ">=", 120.0)]
+    assert got["hypertensive_crisis"] == [("bp_systolic", ">", 180.0),   # ACC/AHA 2017
+                                          ("bp_diastolic", ">", 120.0)]
     assert got["bradycardia"] == [("heart_rate", "<=", 40.0)]             # NEWS2 HR <= 40
     assert got["desaturation"] == [("spo2", "<", 90.0)]                   # BTS 2017
     assert got["hypoglycaemia"] == [("glucose", "<", 70.0)]               # ADA level 1

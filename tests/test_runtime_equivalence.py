@@ -112,8 +112,9 @@ def _hand_messages() -> tuple[list[Message], list[Message]]:
     """Two patients per group; group A's devices go to worker 0, group B's to worker 1."""
     a: list[Message] = []
     b: list[Message] = []
-    # p-tachy: HR 130 every 30 s from 10:00:00 to 10:08:00 (tachycardia: > 120 for 300 s
-    # fires at 10:05:00), then 100 from 10:08:30 (< clear 110: resolved).
+    # p-tachy: HR 130 every 30 s from 10:00:00 to 10:08:00 (tachycardia: > 120 for 80 % of
+    # 300 s, each reading holding until the next, fires at 10:04:00 with 240 s above), then
+    # 100 from 10:08:30 (< clear 110: resolved).
     for k in range(17):
         a.append(_json("watch-1", "p-tachy", [("heart_rate", 130, 30 * k)]))
     a.append(_json("watch-1", "p-tachy", [("heart_rate", 100, 510), ("spo2", 97, 510)]))
@@ -149,10 +150,11 @@ def test_hand_messages_one_worker_same_as_reference():
     ref = _assert_same(msgs, [msgs], workers=1)
     fired = sorted((x.patient, x.rule, x.event_ns // NS - T0_S) for x in ref.alerts
                    if x.state == "firing")
-    # tachycardia: pending from 0 s, 300 s later; severe desaturation: < 85 % from 60 s, fires
-    # 60 s later; desaturation (< 90 % for 120 s) fires at 180 s; crisis at once at 120 s.
+    # tachycardia: above from 0 s, 240 s of the last 300 at 240 s; severe desaturation: < 85 %
+    # from 60 s, fires 60 s later; desaturation (< 90 % for 40 % of 300 s = 120 s) fires at
+    # 180 s; crisis at once at 120 s.
     assert fired == [("ox-7", "desaturation", 180), ("ox-7", "desaturation_severe", 120),
-                     ("p-crisis", "hypertensive_crisis", 120), ("p-tachy", "tachycardia", 300)]
+                     ("p-crisis", "hypertensive_crisis", 120), ("p-tachy", "tachycardia", 240)]
     resolved = sorted((x.patient, x.rule) for x in ref.alerts if x.state == "resolved")
     assert resolved == [("ox-7", "desaturation"), ("ox-7", "desaturation_severe"),
                         ("p-crisis", "hypertensive_crisis"), ("p-tachy", "tachycardia")]

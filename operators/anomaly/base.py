@@ -138,7 +138,8 @@ class UnivariateDetector:
         elif self.direction == "high":
             z, low = max(0.0, z), -math.inf
         z = clamp_score(z)
-        e = Explanation(cfg.signal or "", value, low, high, n, age, key, warm, source, self.kind)
+        e = Explanation(cfg.signal or "", value, low, high, n, age, key, warm, source, self.kind,
+                        center=center, spread=scale)
         return Score(event_ns, z, z > thr, e)
 
     def learn_one(self, value: float, event_ns: int, ctx: Context, weight: float = 1.0) -> None:

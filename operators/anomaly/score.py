@@ -81,6 +81,8 @@ class Explanation:
     detector: str  # detector kind, e.g. "ewz"
     note: str = ""  # e.g. "not_finite": the value was not scored
     features: dict[str, float] | None = field(default=None)  # multivariate input
+    center: float = math.nan  # the usual value scored against (baseline or prior mean)
+    spread: float = math.nan  # its standard deviation (after the floor ``min_sd``)
 
 
 @dataclass(frozen=True, slots=True)
