@@ -23,9 +23,11 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from vitalstream.model import Alert, Reading, WindowAggregate
+from vitalstream.model import Alert, AlertState, Reading, WindowAggregate, alert_id
+from vitalstream.signals import Signal
 from vitalstream.operators.clock import EventClock, EventClockState
 from vitalstream.operators.contract import DISCARD, RETAIN, Emit, earliest, snapshot_of
+from vitalstream.operators.bp import BpAlert, BpMonitor, BpMonitorState, BpResult
 from vitalstream.operators.dedup import Dedup, DedupState
 from vitalstream.operators.news2 import News2, News2Result, News2State
 from vitalstream.operators.news2_alerts import News2Rule, News2RuleState
@@ -49,6 +51,7 @@ class PatientFlow:
     personal: tuple[PersonalRule, ...] = ()  # alerts on the anomaly stage's scores
     news2: News2 | None = None  # NEWS2 per patient, and its alarm:
     news2_rule: News2Rule | None = None
+    bp: BpMonitor | None = None  # blood pressure class by guideline, from repeated readings
 
     def __post_init__(self) -> None:
         covered = set(getattr(self.anomaly, "detectors", {}) or {})
@@ -78,6 +81,21 @@ class PatientState:
     personal: list[RuleState] = field(default_factory=list)
     news2: News2State | None = None
     news2_rule: News2RuleState | None = None
+    bp: BpMonitorState | None = None
+
+
+_BP = (Signal.BP_SYSTOLIC, Signal.BP_DIASTOLIC)
+
+
+def _bp_alert(a: BpAlert) -> Alert:
+    """A rise of the guideline class (e.g. into ACC/AHA stage 2) as an alert event: a
+    finding for the care team's review (info), not an emergency; the crisis rule is that."""
+    text = (f"BP mean {a.sbp_mean:.0f}/{a.dbp_mean:.0f} mm[Hg]: {a.guideline} {a.category}"
+            f"{f' (was {a.previous})' if a.previous else ''}")
+    rule = f"bp_{a.category}"
+    return Alert(alert_id(a.patient, rule, a.event_ns), a.patient, rule,
+                 "bp_diastolic+bp_systolic", "info", AlertState.FIRING, a.sbp_mean,
+                 float("nan"), a.event_ns, a.event_ns, 0, "", text)
 
 
 class PatientLogic:
@@ -114,8 +132,13 @@ class PatientLogic:
             if st.news2_rule is None:
                 st.news2_rule = News2RuleState()
             self.news2_rule = cfg.news2_rule.build(st.news2_rule, key=patient)
+        self.bp = None
+        if cfg.bp is not None:
+            if st.bp is None:
+                st.bp = BpMonitorState()
+            self.bp = cfg.bp.build(st.bp, key=patient)
         # Everything after the reorder buffer that needs every signal in event-time order.
-        self._ordered_all = cfg.anomaly is not None or cfg.news2 is not None
+        self._ordered_all = cfg.anomaly is not None or cfg.news2 is not None or cfg.bp is not None
 
     # -- the operator contract --
 
@@ -209,6 +232,9 @@ class PatientLogic:
                     if self.news2_rule is not None:
                         out.extend(self.news2_rule.on_result(x))
                 # News2Alert is the bare operator's own signal; the rule's alerts replace it
+        if self.bp is not None and r.signal in _BP:
+            for x in self.bp.on_item(r)[0]:
+                out.append(_bp_alert(x) if type(x) is BpAlert else x)
         return out
 
     @property

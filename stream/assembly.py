@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from vitalstream.errors import ConfigError
+from vitalstream.operators.bp import BpMonitor
 from vitalstream.operators.dedup import Dedup
 from vitalstream.operators.normalise import Normaliser, PatientResolver, patient_from_payload
 from vitalstream.operators.news2 import News2
@@ -61,11 +62,15 @@ def patient_flow(settings: Settings, *, detectors: bool = True) -> PatientFlow:
         personal = tuple(PersonalRule.from_dict(d) for d in doc.get("personal") or []) \
             if anomaly is not None else ()
         news2, news2_rule = _news2(doc.get("news2"))
+        bp = doc.get("bp")
+        if bp is not None and not isinstance(bp, dict):
+            raise ConfigError("rules", None, "bad_rule", f"bp: expected a mapping, got {bp!r}")
         return PatientFlow(window(settings), rules, ns(p.rule_delay_s), anomaly,
-                           ns(p.evict_after_s), personal, news2, news2_rule)
+                           ns(p.evict_after_s), personal, news2, news2_rule,
+                           BpMonitor(**bp) if bp is not None else None)
     except ConfigError as err:  # name the file the bad rule is in
         raise ConfigError(err.step, None, err.reason, f"{where}: {err.detail}") from None
-    except ValueError as err:
+    except (ValueError, TypeError) as err:  # TypeError: an unknown key of a section
         raise ConfigError("rules", None, "bad_rule", f"{where}: {err}") from None
 
 

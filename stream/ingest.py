@@ -79,6 +79,7 @@ class Ingest:
     def process(self, msg: Message, out: list[Outcome]) -> None:
         """Append the outcomes of one message (always ending with its Ack) to ``out``."""
         self.stats.messages += 1
+        device = ""  # a topic that does not parse decodes to nothing
         try:
             device, codec = parse_topic(msg.topic)
             # ids become tags and keys downstream: refuse anything but a bounded printable token
@@ -93,6 +94,13 @@ class Ingest:
         except Exception as err:  # a codec bug must not stop the flow: dead-letter it
             self._dead(VitalstreamError("decode", None, "decoder_crash", repr(err)), msg, out)
             decoded = []
+        self.accept(decoded, device, msg, out)
+        out.append(Ack(msg.token))
+
+    def accept(self, decoded: list, device: str, msg: Message, out: list[Outcome]) -> None:
+        """Normalise, resolve and dedup decoded items of ``msg`` (from ``device``'s topic).
+        A replay calls this directly with items it decoded itself, so its readings meet
+        the same checks as live ones."""
         for item in decoded:
             if isinstance(item, VitalstreamError):
                 self._dead(item, msg, out)
@@ -115,7 +123,6 @@ class Ingest:
                 continue
             self.stats.readings += 1
             out.append(reading)
-        out.append(Ack(msg.token))
 
     def process_batch(self, msgs: list[Message]) -> list[Outcome]:
         out: list[Outcome] = []

@@ -6,6 +6,7 @@
     vitalstream decode ble --uuid 2A37 --hex '1E 55 32 00 21 00'
     vitalstream decode senml|json|omh FILE
     vitalstream import FILE          # Open mHealth data points into the pipeline
+    vitalstream replay FILE          # shadow mode: recorded readings through the live flow
     vitalstream news2 [FILE|-]       # NEWS2 (RCP 2017) of JSON-line observations
     vitalstream bp-class --guideline acc-aha-2017|china-2018|esc-esh-2018 [FILE|-]
 """
@@ -251,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     from vitalstream.stream.cli.clinical import add_clinical_commands
 
     add_clinical_commands(sub)
+    from vitalstream.stream.cli.replay import add_replay_command
+
+    add_replay_command(sub)
     return p
 
 
