@@ -117,6 +117,11 @@ class AlertState:
     FIRING = "firing"
     REALERT = "realert"
     RESOLVED = "resolved"
+    # Another rule's episode of the same patient and signals is already open: this one
+    # joins that concern (``group``) instead of paging again; "escalated" when it raises
+    # the concern's priority (a notification, but of the same concern).
+    GROUPED = "grouped"
+    ESCALATED = "escalated"
 
 
 def alert_id(patient: str, rule: str, episode_start_ns: int) -> str:
@@ -142,6 +147,7 @@ class Alert:
     seq: int = 0  # 0 for firing, 1.. for re-alerts, then resolved
     message: str = ""  # the rule's fixed text (configured)
     explanation: str = ""  # what was unusual, e.g. "HR 104 /min, usual 66 +- 6 at rest"
+    group: str = ""  # alert id of the concern this one joined (state grouped/escalated)
 
     def __deepcopy__(self, memo: dict) -> "Alert":
         return self  # immutable: snapshots share it
@@ -167,6 +173,7 @@ class Alert:
             "episode_start_ns": str(self.episode_start_ns),
             "message": self.message,
             "explanation": self.explanation,
+            "group": self.group,
         }
 
 

@@ -28,6 +28,7 @@ from vitalstream.signals import Signal
 from vitalstream.operators.clock import EventClock, EventClockState
 from vitalstream.operators.contract import DISCARD, RETAIN, Emit, earliest, snapshot_of
 from vitalstream.operators.bp import BpAlert, BpMonitor, BpMonitorState, BpResult
+from vitalstream.operators.concerns import Concerns, ConcernsState
 from vitalstream.operators.dedup import Dedup, DedupState
 from vitalstream.operators.news2 import News2, News2Result, News2State
 from vitalstream.operators.news2_alerts import News2Rule, News2RuleState
@@ -52,6 +53,8 @@ class PatientFlow:
     news2: News2 | None = None  # NEWS2 per patient, and its alarm:
     news2_rule: News2Rule | None = None
     bp: BpMonitor | None = None  # blood pressure class by guideline, from repeated readings
+    concerns: Concerns | None = None  # group alerts of one patient problem (None: every rule pages)
+    bp_alerts: bool = True  # a rise of the BP class is an (info) alert, else a result only
 
     def __post_init__(self) -> None:
         covered = set(getattr(self.anomaly, "detectors", {}) or {})
@@ -82,6 +85,7 @@ class PatientState:
     news2: News2State | None = None
     news2_rule: News2RuleState | None = None
     bp: BpMonitorState | None = None
+    concerns: ConcernsState | None = None
 
 
 _BP = (Signal.BP_SYSTOLIC, Signal.BP_DIASTOLIC)
@@ -137,6 +141,11 @@ class PatientLogic:
             if st.bp is None:
                 st.bp = BpMonitorState()
             self.bp = cfg.bp.build(st.bp, key=patient)
+        self.concerns = None
+        if cfg.concerns is not None:
+            if st.concerns is None:
+                st.concerns = ConcernsState()
+            self.concerns = cfg.concerns.build(st.concerns, key=patient)
         # Everything after the reorder buffer that needs every signal in event-time order.
         self._ordered_all = cfg.anomaly is not None or cfg.news2 is not None or cfg.bp is not None
 
@@ -234,7 +243,12 @@ class PatientLogic:
                 # News2Alert is the bare operator's own signal; the rule's alerts replace it
         if self.bp is not None and r.signal in _BP:
             for x in self.bp.on_item(r)[0]:
-                out.append(_bp_alert(x) if type(x) is BpAlert else x)
+                out.append(_bp_alert(x) if type(x) is BpAlert and self.cfg.bp_alerts else x)
+        if self.concerns is not None and out:
+            alerts = [x for x in out if type(x) is Alert]
+            if alerts:
+                grouped = iter(self.concerns.on_alerts(alerts))
+                out = [next(grouped) if type(x) is Alert else x for x in out]
         return out
 
     @property

@@ -13,6 +13,7 @@ from typing import Callable
 
 from vitalstream.errors import ConfigError
 from vitalstream.operators.bp import BpMonitor
+from vitalstream.operators.concerns import Concerns
 from vitalstream.operators.dedup import Dedup
 from vitalstream.operators.normalise import Normaliser, PatientResolver, patient_from_payload
 from vitalstream.operators.news2 import News2
@@ -65,9 +66,15 @@ def patient_flow(settings: Settings, *, detectors: bool = True) -> PatientFlow:
         bp = doc.get("bp")
         if bp is not None and not isinstance(bp, dict):
             raise ConfigError("rules", None, "bad_rule", f"bp: expected a mapping, got {bp!r}")
+        bp = dict(bp or {})
+        bp_alerts = bp.pop("alert", True)
+        group = doc.get("group_alerts", True)
+        if not isinstance(group, bool) or not isinstance(bp_alerts, bool):
+            raise ConfigError("rules", None, "bad_rule", "group_alerts and bp.alert: true or false")
         return PatientFlow(window(settings), rules, ns(p.rule_delay_s), anomaly,
                            ns(p.evict_after_s), personal, news2, news2_rule,
-                           BpMonitor(**bp) if bp is not None else None)
+                           BpMonitor(**bp) if "bp" in doc else None,
+                           Concerns() if group else None, bp_alerts)
     except ConfigError as err:  # name the file the bad rule is in
         raise ConfigError(err.step, None, err.reason, f"{where}: {err.detail}") from None
     except (ValueError, TypeError) as err:  # TypeError: an unknown key of a section

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -21,7 +22,7 @@ from vitalstream.stream.replay_input import read_replay_path
 def cmd_replay(args: argparse.Namespace) -> int:
     from vitalstream.stream.alarm_eval import evaluate, read_labels
     from vitalstream.stream.cli import _settings
-    from vitalstream.stream.replay import Replay, alert_json, red_band
+    from vitalstream.stream.replay import Replay, alert_json, red_band, run_parallel
 
     settings = _settings(args)
     labels = read_labels(args.labels) if args.labels else None  # fail before the long part
@@ -29,9 +30,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     out = sys.stdout if args.alerts_out in (None, "-") else open(args.alerts_out, "w", encoding="utf-8")
     writer = _Writer(settings) if args.write else None
     try:
-        replay = Replay(settings, on_results=writer.results if writer else None,
-                        on_readings=writer.readings if writer else None)
-        res = replay.run(inp.readings)
+        if writer is None:
+            res = run_parallel(settings, inp.readings, args.workers)
+        else:  # one process: the stores see one writer
+            res = Replay(settings, on_results=writer.results,
+                         on_readings=writer.readings).run(inp.readings)
         events = [alert_json(a) for a in res.alerts]
         for e in events:
             out.write(json.dumps(e) + "\n")
@@ -128,6 +131,9 @@ def add_replay_command(sub: Any) -> None:
     r.add_argument("--labels", metavar="PATH",
                    help="labelled episodes (CSV patient,kind,type,start,end) to evaluate against")
     r.add_argument("--report", metavar="PATH", help="also write the summary as JSON")
+    r.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="processes, patients split between them (default: cores, at most 4; "
+                   "1 with a registry or --write)")
     r.add_argument("--write", action="store_true",
                    help="store readings, aggregates and scores (InfluxDB) and alert events "
                    "(Redis stream <alerts_stream>:replay) as historical data")
