@@ -79,6 +79,13 @@ class Signal(str, Enum):
     # Derived series: the anomaly detector's score is a signal like any other,
     # so rules can use it (issue 5).
     ANOMALY_SCORE = "anomaly_score"
+    # Charted observations NEWS2 needs besides the vital signs, coded as numbers so
+    # they travel like any reading: oxygen 0 = air, 1 = supplemental oxygen;
+    # consciousness ACVPU 0 = Alert, 1 = new Confusion, 2 = Voice, 3 = Pain,
+    # 4 = Unresponsive; spo2_scale 1 or 2 (NEWS2 SpO2 scale, a clinical decision).
+    OXYGEN = "oxygen"
+    CONSCIOUSNESS = "consciousness"
+    SPO2_SCALE = "spo2_scale"
 
     def __str__(self) -> str:  # the wire name, also in f-strings
         return self.value
@@ -179,6 +186,9 @@ CATALOGUE: dict[Signal, SignalSpec] = {
         SignalSpec(Signal.STEPS, "count", 0.0, 100_000.0, _COUNT, _COUNT_ALIASES),
         SignalSpec(Signal.BODY_WEIGHT, "kg", 0.5, 500.0, _MASS, _MASS_ALIASES),
         SignalSpec(Signal.ANOMALY_SCORE, "1", 0.0, float("inf"), {"1": _identity}),
+        SignalSpec(Signal.OXYGEN, "1", 0.0, 1.0, {"1": _identity}),
+        SignalSpec(Signal.CONSCIOUSNESS, "1", 0.0, 4.0, {"1": _identity}),
+        SignalSpec(Signal.SPO2_SCALE, "1", 1.0, 2.0, {"1": _identity}),
     )
 }
 

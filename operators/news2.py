@@ -310,6 +310,28 @@ class News2:
 _IGNORED_QUALITY = int(Quality.MOTION_ARTEFACT | Quality.SPECIAL_VALUE | Quality.HISTORICAL)
 
 
+_CONTEXT_SIGNALS = frozenset({Signal.OXYGEN, Signal.CONSCIOUSNESS, Signal.SPO2_SCALE})
+NEWS2_INPUTS = frozenset(_SIGNALS) | _CONTEXT_SIGNALS  # every signal the operator reads
+_ACVPU_CODES = "ACVPU"  # the coding of Signal.CONSCIOUSNESS: 0 = A ... 4 = U
+
+
+def _context_of(r: Reading) -> News2Context | None:
+    """A charted observation that arrived as a reading (``oxygen`` 0/1, ``consciousness``
+    0-4 for A, C, V, P, U, ``spo2_scale`` 1/2) as a context item; any other value is not
+    evidence (None)."""
+    v = r.value
+    if int(r.quality) & _IGNORED_QUALITY or not math.isfinite(v) or v != int(v):
+        return None
+    code = int(v)
+    if r.signal is Signal.OXYGEN and code in (0, 1):
+        return News2Context(r.patient, r.event_ns, oxygen=code == 1)
+    if r.signal is Signal.CONSCIOUSNESS and 0 <= code <= 4:
+        return News2Context(r.patient, r.event_ns, consciousness=_ACVPU_CODES[code])
+    if r.signal is Signal.SPO2_SCALE and code in (1, 2):
+        return News2Context(r.patient, r.event_ns, spo2_scale=code)
+    return None
+
+
 class News2Logic(Stateless[News2State]):
     def __init__(self, cfg: News2, st: News2State, key: str) -> None:
         self.cfg, self.st, self.key = cfg, st, key
@@ -324,6 +346,11 @@ class News2Logic(Stateless[News2State]):
 
     def on_item(self, item: Reading | News2Context) -> Emit:
         st = self.st
+        if type(item) is Reading and item.signal in _CONTEXT_SIGNALS:
+            ctx = _context_of(item)
+            if ctx is None:
+                return [], RETAIN
+            item = ctx
         if isinstance(item, News2Context):
             if item.consciousness is not None and (not isinstance(item.consciousness, str)
                                                    or item.consciousness not in ACVPU):

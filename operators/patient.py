@@ -30,7 +30,7 @@ from vitalstream.operators.contract import DISCARD, RETAIN, Emit, earliest, snap
 from vitalstream.operators.bp import BpAlert, BpMonitor, BpMonitorState, BpResult
 from vitalstream.operators.concerns import Concerns, ConcernsState
 from vitalstream.operators.dedup import Dedup, DedupState
-from vitalstream.operators.news2 import News2, News2Result, News2State
+from vitalstream.operators.news2 import NEWS2_INPUTS, News2, News2Result, News2State
 from vitalstream.operators.news2_alerts import News2Rule, News2RuleState
 from vitalstream.operators.personal import PersonalRule
 from vitalstream.operators.rules import RuleSet, RuleState
@@ -234,13 +234,14 @@ class PatientLogic:
                     out.extend(self.rules[i].on_reading(derived))
         for i in self._rules_for.get(r.signal, ()):
             out.extend(self.rules[i].on_reading(r))
-        if self.news2 is not None:
-            for x in self.news2.on_item(r)[0]:
-                if type(x) is News2Result:
-                    out.append(x)
-                    if self.news2_rule is not None:
-                        out.extend(self.news2_rule.on_result(x))
-                # News2Alert is the bare operator's own signal; the rule's alerts replace it
+        if self.news2 is not None and r.signal in NEWS2_INPUTS:
+            # News2Alert is the bare operator's own signal; the rule's alerts replace it
+            out.extend(x for x in self.news2.on_item(r)[0] if type(x) is News2Result)
+            last = self.news2.st.last
+            if self.news2_rule is not None and last is not None:
+                # every input is a moment the score held, not only its changes: the alarm's
+                # "80 % of 10 minutes" is counted over them
+                out.extend(self.news2_rule.on_result(News2Result(self.patient, r.event_ns, last)))
         if self.bp is not None and r.signal in _BP:
             for x in self.bp.on_item(r)[0]:
                 out.append(_bp_alert(x) if type(x) is BpAlert and self.cfg.bp_alerts else x)

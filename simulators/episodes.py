@@ -18,6 +18,7 @@ tachycardia           heart_rate > 120 /min       135-150 /min       >= 126 /min
 desaturation          spo2 < 90 %                 87.5 %             86-89 % (rounded)
 desaturation_severe   spo2 < 85 %                 80 %               <= 82 % (rounded)
 fever                 body_temp >= 38.0 Cel       38.5-39.2 Cel      >= 38.35 Cel
+fever_icu             body_temp >= 38.3 Cel       (the same episode: both fire)
 hypertensive_crisis   SBP >= 180 or DBP >= 120    SBP 200-215        SBP >= 185 mm[Hg]
 ====================  ==========================  =================  ==================
 
@@ -41,6 +42,7 @@ THRESHOLDS = {
     "desaturation": ("spo2", "<", 90.0),
     "desaturation_severe": ("spo2", "<", 85.0),
     "fever": ("body_temp", ">=", 38.0),
+    "fever_icu": ("body_temp", ">=", 38.3),
     "hypertensive_crisis": ("bp_systolic", ">=", 180.0),
 }
 
@@ -116,7 +118,8 @@ def plan_episode(profile: str, duration_s: float, rng: np.random.Generator) -> E
         target = float(rng.uniform(38.5, 39.2))
         # ~8 /min of HR per degree of fever (Karjalainen & Viitasalo 1986).
         rise = 8.0 * (target - 37.0)
-        return Episode("fever", "body_temp", "fever", ("fever",), *w, target=target,
+        # a single reading >= 38.3 fires fever_icu first; "2 of 3 >= 38.0" (fever) follows
+        return Episode("fever", "body_temp", "fever_icu", ("fever_icu", "fever"), *w, target=target,
                        companion=(("heart_rate", "rise", rise), ("resp_rate", "rise", 2.0)))
     if profile == "crisis":
         w = _window(duration_s, rng, 1800.0, 130.0)  # one cuff reading, 60 s apart
