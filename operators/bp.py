@@ -28,6 +28,8 @@ enough occasions.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -161,11 +163,16 @@ def classify(readings: Sequence[tuple[float, float]], guideline: str) -> BpClass
         if isinstance(r, (str, bytes)) or not isinstance(r, Sequence) or len(r) != 2:
             raise ValueError(f"readings[{i}]: expected [systolic, diastolic], got {r!r}")
         pairs.append((finite_number(f"readings[{i}][0]", r[0]), finite_number(f"readings[{i}][1]", r[1])))
-    sbp = sum(p[0] for p in pairs) / len(pairs)
-    dbp = sum(p[1] for p in pairs) / len(pairs)
+    return classify_means(sum(p[0] for p in pairs) / len(pairs),
+                          sum(p[1] for p in pairs) / len(pairs), len(pairs), g.name)
+
+
+def classify_means(sbp: float, dbp: float, n: int, guideline: str) -> BpClass:
+    """The class of already averaged pressures (mm[Hg]) of ``n`` measurements."""
+    g = _guideline(guideline)
     cat = g.categories[max(_rank(g, sbp, "sbp"), _rank(g, dbp, "dbp"))]
     isolated = sbp >= g.isolated_sbp_from_mm_hg and dbp < g.isolated_dbp_below_mm_hg
-    return BpClass(g.name, cat.name, sbp, dbp, isolated, len(pairs))
+    return BpClass(g.name, cat.name, sbp, dbp, isolated, n)
 
 
 def is_crisis(sbp_mm_hg: float, dbp_mm_hg: float) -> bool:
@@ -371,17 +378,26 @@ def pair(readings: Mapping[Key, float], within_ns: int) -> list[Measurement]:
     >>> pair({("c", s, 0): 140.0, ("c", d, 0): 90.0, ("c", s, 100): 150.0}, 120)
     [(0, 'c', 140.0, 90.0)]
     """
-    by_device: dict[str, tuple[list[tuple[int, float]], list[tuple[int, float]]]] = {}
-    for (device, signal, t), v in readings.items():
+    return [m[:4] for m in pair_keyed(readings, within_ns)]
+
+
+KeyedMeasurement = tuple[int, str, float, float, Key, Key]  # + the systolic and diastolic keys
+
+
+def pair_keyed(readings: Mapping[Key, float], within_ns: int) -> list[KeyedMeasurement]:
+    """``pair``, with the keys of the two readings of each measurement."""
+    by_device: dict[str, tuple[list[tuple[int, float, Key]], list[tuple[int, float, Key]]]] = {}
+    for k, v in readings.items():
+        device, signal, t = k
         sys_, dia = by_device.setdefault(device, ([], []))
-        (sys_ if signal == Signal.BP_SYSTOLIC.value else dia).append((t, v))
-    out: list[Measurement] = []
+        (sys_ if signal == Signal.BP_SYSTOLIC.value else dia).append((t, v, k))
+    out: list[KeyedMeasurement] = []
     for device, (sys_, dia) in by_device.items():
         sys_.sort()
         dia.sort()
         candidates = []
         lo = 0
-        for i, (ts, _) in enumerate(sys_):
+        for i, (ts, _, _) in enumerate(sys_):
             while lo < len(dia) and dia[lo][0] < ts - within_ns:
                 lo += 1
             j = lo
@@ -395,9 +411,21 @@ def pair(readings: Mapping[Key, float], within_ns: int) -> list[Measurement]:
             if i not in used_s and j not in used_d:
                 used_s.add(i)
                 used_d.add(j)
-                out.append((min(ts, td), device, sys_[i][1], dia[j][1]))
-    out.sort()
+                out.append((min(ts, td), device, sys_[i][1], dia[j][1], sys_[i][2], dia[j][2]))
+    out.sort(key=lambda m: m[:4])
     return out
+
+
+def _occasions_at_least(ms: Sequence[KeyedMeasurement], gap_ns: int, n: int) -> bool:
+    """``count_occasions(times) >= n``, stopping as soon as it is."""
+    k, start = 0, None
+    for m in ms:
+        t = m[0]
+        if start is None or t - start > gap_ns:
+            k, start = k + 1, t
+            if k >= n:
+                return True
+    return k >= n
 
 
 def count_occasions(times_ns: Sequence[int], gap_ns: int) -> int:
@@ -416,12 +444,30 @@ def count_occasions(times_ns: Sequence[int], gap_ns: int) -> int:
 
 
 class BpMonitorLogic(Stateless[BpMonitorState]):
+    """The state is the window's readings; the rest is derived and rebuilt on resume: an
+    expiry heap, per device and signal the sorted reading times, and the measurements.
+
+    Pairing is local: readings more than ``pair_within`` apart are never candidates, so a
+    reading that arrives after all others of its device (the usual case) can only change
+    the pairing of the readings within ``pair_within`` of it. That part is paired again and
+    the rest of the measurements kept; anything else (a late reading in the middle, a
+    measurement losing one reading to the window) pairs the whole window again, so the
+    measurements always equal ``pair_keyed`` of the window's readings."""
+
     def __init__(self, cfg: BpMonitor, st: BpMonitorState, key: str) -> None:
         self.cfg, self.st, self.key = cfg, st, key
         self._window_ns = int(cfg.window_s * NS)
         self._gap_ns = int(cfg.occasion_gap_s * NS)
         self._pair_ns = int(cfg.pair_within_s * NS)
         self._alert_from = {**DEFAULT_ALERT_FROM, **cfg.alert_from}
+        self._expiry = sorted((k[2], k) for k in st.readings)  # a heap: sorted is one
+        self._times: dict[tuple[str, str], list[int]] = {}
+        for k in st.readings:
+            self._times.setdefault((k[0], k[1]), []).append(k[2])
+        for v in self._times.values():
+            v.sort()
+        self._ms: list[KeyedMeasurement] | None = None  # None: pair the window again
+        self._by_key: dict[Key, KeyedMeasurement] = {}
 
     def guideline(self) -> str:
         return self.cfg.guideline if self.st.guideline is None else self.st.guideline[1]
@@ -433,9 +479,64 @@ class BpMonitorLogic(Stateless[BpMonitorState]):
             return False
         st.now_ns = t
         horizon = t - self._window_ns
-        if any(k[2] <= horizon for k in st.readings):
-            st.readings = {k: v for k, v in st.readings.items() if k[2] > horizon}
+        dropped: set[Key] = set()
+        while self._expiry and self._expiry[0][0] <= horizon:
+            _, k = heapq.heappop(self._expiry)
+            if st.readings.pop(k, None) is not None:
+                dropped.add(k)
+                times = self._times[(k[0], k[1])]
+                del times[bisect.bisect_left(times, k[2])]
+        if dropped and self._ms is not None:
+            gone = {self._by_key[k] for k in dropped if k in self._by_key}
+            if any(m[4] not in dropped or m[5] not in dropped for m in gone):
+                self._ms = None  # a reading lost its partner: it may pair with another
+            elif gone:
+                self._ms = [m for m in self._ms if m not in gone]
+                for m in gone:
+                    del self._by_key[m[4]], self._by_key[m[5]]
         return True
+
+    def _near(self, device: str, signal: str, t: int, lo: int, hi: int) -> list[int]:
+        times = self._times.get((device, signal), [])
+        return times[bisect.bisect_left(times, t + lo):bisect.bisect_right(times, t + hi)]
+
+    def _insert(self, key: Key, value: float) -> bool:
+        """Store a reading; True if it has a partner (a measurement may have changed)."""
+        st, w = self.st, self._pair_ns
+        device, signal, t = key
+        other = (Signal.BP_DIASTOLIC if signal == Signal.BP_SYSTOLIC.value
+                 else Signal.BP_SYSTOLIC).value
+        partnered = bool(self._near(device, other, t, -w, w))
+        st.readings[key] = value
+        heapq.heappush(self._expiry, (t, key))
+        bisect.insort(self._times.setdefault((device, signal), []), t)
+        if not partnered or self._ms is None:
+            return partnered  # no candidate involves it: the pairing is unchanged
+        sigs = (Signal.BP_SYSTOLIC.value, Signal.BP_DIASTOLIC.value)
+        later = any(self._near(device, s_, t, w + 1, 1 << 62) for s_ in sigs)
+        chained = any(self._near(device, s_, t, -2 * w, -w - 1) for s_ in sigs)
+        if later or chained:
+            self._ms = None
+            return True
+        part = {(device, s_, u): st.readings[(device, s_, u)]
+                for s_ in sigs for u in self._near(device, s_, t, -w, w)}
+        old = {self._by_key[k] for k in part if k in self._by_key}
+        for m in old:
+            del self._by_key[m[4]], self._by_key[m[5]]
+        ms = [m for m in self._ms if m not in old] if old else self._ms
+        for m in pair_keyed(part, w):
+            bisect.insort(ms, m, key=lambda x: x[:4])
+            self._by_key[m[4]] = self._by_key[m[5]] = m
+        self._ms = ms
+        return True
+
+    def measurements(self) -> list[KeyedMeasurement]:
+        if self._ms is None:
+            self._ms = pair_keyed(self.st.readings, self._pair_ns)
+            self._by_key = {}
+            for m in self._ms:
+                self._by_key[m[4]] = self._by_key[m[5]] = m
+        return self._ms
 
     def on_item(self, item: Reading | BpContext) -> Emit:
         st = self.st
@@ -457,11 +558,7 @@ class BpMonitorLogic(Stateless[BpMonitorState]):
                 return [], RETAIN  # re-sent: the first stays, as Dedup keeps the first
             if st.now_ns is not None and item.event_ns <= st.now_ns - self._window_ns:
                 return [], RETAIN  # already outside the window
-            other = (Signal.BP_DIASTOLIC if item.signal is Signal.BP_SYSTOLIC
-                     else Signal.BP_SYSTOLIC).value
-            partnered = any(k[0] == item.device and k[1] == other
-                            and abs(k[2] - item.event_ns) <= self._pair_ns for k in st.readings)
-            st.readings[key] = float(item.value)
+            partnered = self._insert(key, float(item.value))
             self._advance(item.event_ns)
             if not partnered:
                 # Completes no measurement: the time (and window) moved, but the class is
@@ -475,11 +572,11 @@ class BpMonitorLogic(Stateless[BpMonitorState]):
 
     def _evaluate(self, patient: str, now: int) -> Emit:
         st, cfg = self.st, self.cfg
-        ms = pair(st.readings, self._pair_ns)
-        occasions = count_occasions([m[0] for m in ms], self._gap_ns)
+        ms = self.measurements()
         cls = None
-        if len(ms) >= cfg.min_readings and occasions >= cfg.min_occasions:
-            cls = classify([(m[2], m[3]) for m in ms], self.guideline())
+        if len(ms) >= cfg.min_readings and _occasions_at_least(ms, self._gap_ns, cfg.min_occasions):
+            cls = classify_means(sum(m[2] for m in ms) / len(ms), sum(m[3] for m in ms) / len(ms),
+                                 len(ms), self.guideline())
         prev, st.last = st.last, cls  # kept every time: a switch re-reads the current means
         if (prev is None and cls is None) or (
                 prev is not None and cls is not None
@@ -490,7 +587,7 @@ class BpMonitorLogic(Stateless[BpMonitorState]):
             alert = self._alert(patient, now, cls, prev)
             if alert is not None:
                 out.append(alert)
-        out.append(BpResult(patient, now, cls, occasions))
+        out.append(BpResult(patient, now, cls, count_occasions([m[0] for m in ms], self._gap_ns)))
         return out, RETAIN
 
     def _alert(self, patient: str, now: int, cls: BpClass,

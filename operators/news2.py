@@ -336,6 +336,22 @@ class News2Logic(Stateless[News2State]):
     def __init__(self, cfg: News2, st: News2State, key: str) -> None:
         self.cfg, self.st, self.key = cfg, st, key
         self._fresh_ns = {p: int(cfg.fresh_s.get(p, DEFAULT_FRESH_S[p]) * NS) for p in DEFAULT_FRESH_S}
+        # A result depends on the observations only through the parameter scores, so a new
+        # heart rate that scores as the last one cannot change it: the scores are looked up
+        # (memoised per value) and the full score is taken only when they change. Derived,
+        # not state: after a resume the first item scores in full and compares with st.last.
+        self._memo: dict[tuple, int | None] = {}
+        self._last_key: tuple | None = None
+
+    def _param_score(self, p: str, v: Any, scale: int, oxygen: Any) -> int | None:
+        k = (p, v, scale, oxygen) if p == "spo2" else (p, v)
+        s = self._memo.get(k, -1)
+        if s == -1:
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            kw = {p: v, "oxygen": oxygen} if p == "spo2" else {p: v}
+            s = self._memo[k] = score_news2(spo2_scale=scale, **kw).scores()[p]
+        return s
 
     def _put(self, name: str, event_ns: int, value: Any) -> None:
         old = self.st.latest.get(name)
@@ -372,6 +388,12 @@ class News2Logic(Stateless[News2State]):
         now = st.now_ns
         obs = {p: v for p, (at, v) in st.latest.items() if now - at <= self._fresh_ns[p]}
         scale = self.cfg.spo2_scale if st.spo2_scale is None else st.spo2_scale
+        oxygen = obs.get("oxygen")
+        key = (scale,) + tuple(None if p not in obs else (self._param_score(p, obs[p], scale, oxygen),)
+                               for p in PARAMETERS)
+        if key == self._last_key and st.last is not None:
+            return [], RETAIN
+        self._last_key = key
         res = score_news2(spo2_scale=scale, **obs)
         prev = st.last
         if prev is not None and (prev.score, prev.band, prev.missing, prev.parameter_scores) == (

@@ -148,8 +148,9 @@ class FractionWithin:
         hold = self.hold_s * NS
         on = 0.0
         first = None
-        prev_c, prev_t = recent[0]
-        for c, ts in list(recent)[1:]:
+        it = iter(recent)
+        prev_c, prev_t = next(it)
+        for c, ts in it:
             if prev_c:
                 lo, hi = max(prev_t, start), min(ts, prev_t + hold)
                 if hi > lo:

@@ -128,7 +128,8 @@ class PersonalLogic(Stateless[RuleState]):
     def on_score(self, s: Score, r: Reading) -> list[Alert]:
         rule, st = self.rule, self.state
         e = s.explanation
-        if r.signal != rule.signal or r.quality & _SKIP or e.note or not math.isfinite(e.center):
+        if (r.signal != rule.signal or (r.quality and r.quality & _SKIP) or e.note
+                or not math.isfinite(e.center)):
             return []
         t = r.event_ns
         if st.last_ns is not None and t < st.last_ns:

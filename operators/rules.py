@@ -213,7 +213,7 @@ class RuleLogic(Stateless[RuleState]):
         return self.on_reading(r), RETAIN
 
     def on_reading(self, r: Reading) -> list[Alert]:
-        if r.signal not in self._signals or r.quality & _SKIP:
+        if r.signal not in self._signals or (r.quality and r.quality & _SKIP):
             return []
         st, rule = self.state, self.rule
         t = r.event_ns

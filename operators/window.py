@@ -215,7 +215,7 @@ class WindowLogic:
             return False
         if self.dedup is not None and self.dedup.seen_before(r.dedup_key()):
             return True  # a duplicate that reached us by another path
-        if r.quality & Quality.LOW_QUALITY:
+        if r.quality and r.quality & Quality.LOW_QUALITY:
             return True
         key = (r.device, r.signal, start)
         accs = self.state.open.get(key)

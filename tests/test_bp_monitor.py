@@ -398,3 +398,32 @@ def test_the_contract_stream_exercises_the_operator() -> None:
 def test_bp_monitor_passes_the_operator_contract(check) -> None:
     check(CASE)
 
+
+
+# -- the incremental pairing equals pairing the whole window afresh --
+
+from hypothesis import given, settings as hsettings, strategies as st_  # noqa: E402
+
+from vitalstream.operators.bp import pair_keyed  # noqa: E402
+
+_SIG = st_.sampled_from([Signal.BP_SYSTOLIC, Signal.BP_DIASTOLIC])
+# times on a coarse grid of 40 s around a 120 s pairing limit, so readings chain, tie and
+# fall just inside and outside the limit; jumps of a day make the window (2 days) slide
+_STEP = st_.one_of(st_.integers(0, 8).map(lambda k: k * 40), st_.just(86_400))
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(st_.lists(st_.tuples(_SIG, _STEP, st_.integers(-200, 200), st_.sampled_from(["c1", "c2"]),
+                            st_.integers(60, 200)), min_size=1, max_size=60))
+def test_incremental_pairing_equals_pairing_the_window(items):
+    logic = BpMonitor(window_s=2 * 86_400, min_occasions=1, min_readings=1).build(key="p")
+    t = 0
+    for sig, step, jitter, device, value in items:
+        t += step
+        at = max(0, t + jitter)  # some arrive earlier in event time than the last one
+        logic.on_item(Reading("p", device, sig, float(value), "mm[Hg]", at * 10**9, at * 10**9))
+        assert logic.measurements() == pair_keyed(logic.st.readings, logic._pair_ns)
+    # and a logic resumed from the snapshot rebuilds the same measurements
+    again = BpMonitor(window_s=2 * 86_400, min_occasions=1, min_readings=1).build(
+        logic.snapshot(), key="p")
+    assert again.measurements() == logic.measurements()

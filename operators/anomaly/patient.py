@@ -106,7 +106,8 @@ class PatientAnomalyLogic:
             raise IdentityError("anomaly", r.device, "wrong_patient",
                                 f"{r.patient!r} sent to the logic of {self.patient!r}")
         value = r.value
-        if r.quality & Quality.LOW_QUALITY or not plausible(r.signal.value, value):
+        # quality is 0 for nearly every reading: skip the flag arithmetic then
+        if (r.quality and r.quality & Quality.LOW_QUALITY) or not plausible(r.signal.value, value):
             return None
         name = r.signal.value
         if name == "steps" and value >= self.active_steps:
