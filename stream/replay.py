@@ -189,9 +189,14 @@ def _key(raw: RawReading) -> str:
     return raw.patient if raw.patient is not None else raw.device
 
 
-def _run_part(args: tuple[Settings, list[RawReading]]) -> ReplayResult:
-    settings, part = args
-    return Replay(settings).run(part)
+# The parts a forked worker reads: set before the fork, so children share the parent's
+# pages instead of receiving a pickled copy of every reading.
+_PARTS: list[list[RawReading]] = []
+
+
+def _run_part(args: tuple[Settings, int]) -> ReplayResult:
+    settings, i = args
+    return Replay(settings).run(_PARTS[i])
 
 
 def run_parallel(settings: Settings, readings: list[RawReading], workers: int) -> ReplayResult:
@@ -216,8 +221,12 @@ def run_parallel(settings: Settings, readings: list[RawReading], workers: int) -
                                          "big") % workers
         parts[i].append(raw)
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers) as pool:
-        results = pool.map(_run_part, [(settings, p) for p in parts if p])
+    _PARTS[:] = parts
+    try:
+        with ctx.Pool(workers) as pool:
+            results = pool.map(_run_part, [(settings, i) for i, p in enumerate(parts) if p])
+    finally:
+        _PARTS.clear()
     out = ReplayResult()
     for r in results:
         out.readings += r.readings

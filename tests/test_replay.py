@@ -197,3 +197,27 @@ def test_replay_alerts_equal_run_over_mqtt(mosquitto, redis_server, tmp_path):
     want = [(a.patient, a.rule, a.state, a.event_ns, a.alert_id) for a in replayed]
     assert len(want) >= 8
     assert collections.Counter(live) == collections.Counter(want)
+
+
+def test_replay_write_stores_history_and_pages_nobody(redis_server, tmp_path):
+    """``--write``: readings reach the store (VictoriaMetrics, read back), alert events go to
+    ``<alerts_stream>:replay``, and the outreach stream itself stays empty."""
+    from vitalstream.stream.embedded import VictoriaMetrics
+
+    rows = [r for r in _rows() if r[0] == "p-brady"]
+    _write(tmp_path / "in.csv", rows)
+    with VictoriaMetrics(tmp_path / "vm") as vm:
+        cfg = tmp_path / "site.yaml"
+        cfg.write_text(f"redis: {{url: '{redis_server.url}', alerts_stream: 'rw-t:alerts'}}\n"
+                       f"influx: {{url: '{vm.url}', spool_dir: '{tmp_path / 'spool'}'}}\n")
+        assert main(["replay", str(tmp_path / "in.csv"), "--config", str(cfg), "--write",
+                     "--alerts-out", str(tmp_path / "a.jsonl")]) == 0
+        series = vm.export('{__name__=~"vitals_.*", patient="p-brady"}')
+    stored = sum(len(s["values"]) for s in series
+                 if s["metric"]["__name__"] == "vitals_value" and s["metric"]["signal"] == "heart_rate")
+    assert stored == len(rows)
+    r = redis.Redis.from_url(redis_server.url)
+    assert r.xlen("rw-t:alerts") == 0
+    written = [f[b"rule"].decode() for _, f in r.xrange("rw-t:alerts:replay")]
+    assert written.count("bradycardia") >= 1
+    assert len(written) == sum(1 for _ in open(tmp_path / "a.jsonl"))

@@ -34,11 +34,16 @@ def _say(line: str) -> None:
 
 
 def _alert_line(a: Alert) -> str:
-    unit = spec(a.signal).unit if "+" not in a.signal else "mm[Hg]"
+    try:
+        unit = spec(a.signal).unit
+    except KeyError:  # "bp_diastolic+bp_systolic" (the crisis rule), "news2" (a score)
+        unit = "mm[Hg]" if "+" in a.signal else ""
     t = to_datetime(a.event_ns).strftime("%H:%M:%SZ")
-    mark = {"firing": "ALERT ", "realert": "AGAIN ", "resolved": "  ok  "}.get(a.state, a.state)
-    return (f"  {mark} {a.state:<8} {a.rule:<20} {a.patient:<10} {a.signal:<12} "
-            f"{a.value:>7.1f} {unit:<7} at {t}  ({a.severity})")
+    mark = {"firing": "ALERT ", "realert": "AGAIN ", "resolved": "  ok  ", "grouped": "  +   ",
+            "escalated": "HIGHER"}.get(a.state, a.state)
+    why = f"  {a.explanation}" if a.explanation else ""
+    return (f"  {mark} {a.state:<9} {a.rule:<20} {a.patient:<10} {a.signal:<12} "
+            f"{a.value:>7.1f} {unit:<7} at {t}  ({a.severity}){why}")
 
 
 def _services(args: argparse.Namespace, stack: ExitStack, workdir: Path):
