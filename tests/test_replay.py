@@ -221,3 +221,23 @@ def test_replay_write_stores_history_and_pages_nobody(redis_server, tmp_path):
     written = [f[b"rule"].decode() for _, f in r.xrange("rw-t:alerts:replay")]
     assert written.count("bradycardia") >= 1
     assert len(written) == sum(1 for _ in open(tmp_path / "a.jsonl"))
+
+
+def test_replay_labels_evaluation_worked_by_hand(replayed, tmp_path, capsys):
+    # Labelled: p-hr's rise (180-195 min) and p-brady's hover (30-43 min). Firing alerts of
+    # the file: p-hr, p-tachy, p-brady, p-fever x2, p-bp = 6. Matched: 2 (p-hr, p-brady);
+    # the other 4 are at values NEWS2 does not score 3 (HR 95-110, 38.4-38.5 Cel, SBP 142.5):
+    # false. precision 2/6; recall 2/2; delays 4 and 6 min -> median 300 s.
+    _, _, d = replayed
+    (tmp_path / "labels.csv").write_text(
+        "patient,kind,type,start,end\n"
+        f"p-hr,episode,hr_rise,{iso_z((T0 + 180 * MIN) * NS)},{iso_z((T0 + 195 * MIN) * NS)}\n"
+        f"p-brady,episode,brady,{T0 + 30 * MIN},{T0 + 43 * MIN}\n")
+    assert main(["replay", str(d / "in.csv"), "--labels", str(tmp_path / "labels.csv"),
+                 "--alerts-out", str(tmp_path / "a.jsonl"), "--report", str(tmp_path / "r.json"),
+                 "--workers", "1"]) == 0
+    ev = json.load(open(tmp_path / "r.json"))["evaluation"]
+    assert ev["recall"] == 1.0 and ev["alerts"] == 6
+    assert ev["precision"] == pytest.approx(2 / 6)
+    assert ev["median_delay_s"] == 300.0
+    assert "recall" in capsys.readouterr().err
