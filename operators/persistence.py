@@ -68,6 +68,16 @@ def _reset(st: PersistState) -> None:
         st.recent.clear()
 
 
+def _recent(st: PersistState, crossing: bool, t: int, restart: bool) -> deque:
+    """The windowed forms' evidence with this reading added (after a restart, alone)."""
+    if st.recent is None:
+        st.recent = deque()
+    if restart:
+        st.recent.clear()
+    st.recent.append((crossing, t))
+    return st.recent
+
+
 def reset(st: PersistState) -> None:
     """Forget the evidence: after an episode ends, a new one needs new readings."""
     _reset(st)
@@ -106,12 +116,7 @@ class CountWithin:
     continuous: bool = False
 
     def step(self, st: PersistState, crossing: bool, t: int, gap_broken: bool) -> int | None:
-        if st.recent is None:
-            st.recent = deque()
-        recent = st.recent
-        if gap_broken and self.continuous:
-            recent.clear()
-        recent.append((crossing, t))
+        recent = _recent(st, crossing, t, gap_broken and self.continuous)
         horizon = t - self.within_s * NS
         while recent and recent[0][1] < horizon:
             recent.popleft()
@@ -135,12 +140,7 @@ class FractionWithin:
     continuous: bool = False
 
     def step(self, st: PersistState, crossing: bool, t: int, gap_broken: bool) -> int | None:
-        if st.recent is None:
-            st.recent = deque()
-        recent = st.recent
-        if gap_broken and self.continuous:
-            recent.clear()
-        recent.append((crossing, t))
+        recent = _recent(st, crossing, t, gap_broken and self.continuous)
         start = t - self.within_s * NS
         # keep the one reading at or before the window start: its verdict covers the edge
         while len(recent) >= 2 and recent[1][1] <= start:

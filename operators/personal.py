@@ -55,7 +55,7 @@ from vitalstream.model import Alert, AlertState, Quality, Reading, alert_id
 from vitalstream.operators.anomaly.score import Score
 from vitalstream.operators.contract import RETAIN, Emit, Stateless, snapshot_of
 from vitalstream.operators.persistence import FractionWithin, Form, form_from_dict
-from vitalstream.operators.rules import LABELS, Episode, RuleState
+from vitalstream.operators.rules import LABELS, Episode, RuleState, in_order
 from vitalstream.signals import CATALOGUE, Signal
 
 NS = 1_000_000_000
@@ -132,11 +132,9 @@ class PersonalLogic(Stateless[RuleState]):
                 or not math.isfinite(e.center)):
             return []
         t = r.event_ns
-        if st.last_ns is not None and t < st.last_ns:
-            st.out_of_order += 1
+        gap_broken = in_order(st, t, rule.max_gap_s)
+        if gap_broken is None:
             return []
-        gap_broken = st.last_ns is not None and t - st.last_ns > rule.max_gap_s * NS
-        st.last_ns = t
         delta = r.value - e.center
         away = {"high": delta, "low": -delta, "both": abs(delta)}[rule.direction]
         bar = rule.prior_z if e.warmup else rule.z

@@ -122,6 +122,17 @@ class RuleState:
     out_of_order: int = 0  # readings older than the last one seen: ignored
 
 
+def in_order(st: RuleState, t: int, max_gap_s: float) -> bool | None:
+    """Take event time ``t`` as the rule's latest; None (and counted) if it is older than
+    the last one seen, else whether a gap longer than ``max_gap_s`` came before it."""
+    if st.last_ns is not None and t < st.last_ns:
+        st.out_of_order += 1
+        return None
+    gap_broken = st.last_ns is not None and t - st.last_ns > max_gap_s * NS
+    st.last_ns = t
+    return gap_broken
+
+
 class Episode:
     """The alarm lifecycle shared by every rule kind: ``ok -> firing -> (re-alert)* ->
     resolved``. The caller says, per reading, whether it is past the threshold
@@ -217,11 +228,9 @@ class RuleLogic(Stateless[RuleState]):
             return []
         st, rule = self.state, self.rule
         t = r.event_ns
-        if st.last_ns is not None and t < st.last_ns:
-            st.out_of_order += 1
+        gap_broken = in_order(st, t, rule.max_gap_s)
+        if gap_broken is None:
             return []
-        gap_broken = st.last_ns is not None and t - st.last_ns > rule.max_gap_s * NS
-        st.last_ns = t
         st.latest[r.signal] = (r.value, t)
         crossing, holding, cond, value = self._evaluate(t, r)
 
