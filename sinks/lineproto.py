@@ -167,3 +167,30 @@ def score_line(patient: str, signal: str, score: float, event_ns: int,
     body = ",".join(f"{k}={_float(v)}" for k, v in sorted(fields.items())
                     if v is not None and math.isfinite(v))
     return f"anomaly{_tags(patient=patient, signal=signal)} {body} {event_ns}"
+
+
+def news2_line(patient: str, event_ns: int, score: int, band_rank: int, complete: bool,
+               parameter_scores: Iterable[tuple[str, int | None]]) -> str:
+    """A NEWS2 result: the total, the band as a rank (0 low, 1 low-medium, 2 medium,
+    3 high: numbers, since a string field is not a series every store keeps), whether all
+    seven parameters were present, and each scored parameter (missing ones are absent).
+
+    >>> news2_line("p1", 5, 7, 3, True, [("resp_rate", 2), ("spo2", None)])
+    'news2,patient=p1 band=3i,complete=1i,resp_rate=2i,score=7i 5'
+    """
+    fields = {"score": score, "band": band_rank, "complete": int(complete)}
+    fields.update({k: v for k, v in parameter_scores if v is not None})
+    body = ",".join(f"{k}={int(v)}i" for k, v in sorted(fields.items()))
+    return f"news2{_tags(patient=patient)} {body} {event_ns}"
+
+
+def bp_class_line(patient: str, event_ns: int, guideline: str, category: str, rank: int,
+                  sbp_mean: float, dbp_mean: float, n: int) -> str:
+    """A blood pressure class (by guideline) and the means it rests on.
+
+    >>> bp_class_line("p1", 5, "acc-aha-2017", "stage-2", 3, 140.0, 84.0, 4)
+    'bp_class,category=stage-2,guideline=acc-aha-2017,patient=p1 dbp_mean=84,n=4i,rank=3i,sbp_mean=140 5'
+    """
+    return (f"bp_class{_tags(category=category, guideline=guideline, patient=patient)} "
+            f"dbp_mean={_float(dbp_mean)},n={int(n)}i,rank={int(rank)}i,sbp_mean={_float(sbp_mean)} "
+            f"{event_ns}")

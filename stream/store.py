@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Callable, Iterable, Protocol, Sequence
 
 from vitalstream.model import Alert, DeadLetter, Reading, WindowAggregate
 from vitalstream.operators.anomaly.stage import PatientScore
-from vitalstream.sinks.lineproto import aggregate_line, reading_line, score_line, window_measurement
+from vitalstream.operators.bp import BpResult, category_rank
+from vitalstream.operators.news2 import BAND_RANK, News2Result
+from vitalstream.sinks.lineproto import (aggregate_line, bp_class_line, news2_line, reading_line,
+                                         score_line, window_measurement)
 from vitalstream.stream.ingest import Ack, Outcome, Quarantined
 
 if TYPE_CHECKING:  # influxdb_client is a heavy import that runtimes without InfluxDB skip
@@ -28,6 +31,8 @@ if TYPE_CHECKING:  # influxdb_client is a heavy import that runtimes without Inf
 
 READINGS = "vitals"
 SCORES = "anomaly"
+NEWS2 = "news2"  # NEWS2 results, counted with the scores
+BP_CLASS = "bp_class"  # blood pressure classes by guideline, counted with the scores
 
 
 class LineWriter(Protocol):
@@ -164,9 +169,9 @@ class ResultWriter:
         st = self.stats
         confirmed, spooled = _counts(report, kinds)
         st.aggregates += confirmed[self.measurement]
-        st.scores += confirmed[SCORES]
+        st.scores += confirmed[SCORES] + confirmed[NEWS2] + confirmed[BP_CLASS]
         st.aggregates_spooled += spooled[self.measurement]
-        st.scores_spooled += spooled[SCORES]
+        st.scores_spooled += spooled[SCORES] + spooled[NEWS2] + spooled[BP_CLASS]
         if report is None:
             return []
         st.store_rejected += len(report.rejected)
@@ -193,6 +198,19 @@ class ResultWriter:
                 lines.append(score_line(x.patient, e.signal, x.score.score, x.score.event_ns,
                                         e.expected_low, e.expected_high, e.observed))
                 kinds.append(SCORES)
+                devices.append(None)
+            elif t is News2Result:
+                n = x.news2
+                lines.append(news2_line(x.patient, x.event_ns, n.score, BAND_RANK[n.band],
+                                        n.complete, n.parameter_scores))
+                kinds.append(NEWS2)
+                devices.append(None)
+            elif t is BpResult and x.bp is not None:  # a retraction (None) has no class to store
+                b = x.bp
+                lines.append(bp_class_line(x.patient, x.event_ns, b.guideline, b.category,
+                                           category_rank(b.guideline, b.category), b.sbp_mean,
+                                           b.dbp_mean, b.n_readings))
+                kinds.append(BP_CLASS)
                 devices.append(None)
         self._dead_letter(self._account(self.lines.write_lines(lines), kinds, devices))
         if alerts:
