@@ -27,7 +27,7 @@ from vitalstream.model import Alert, AlertState, Reading, WindowAggregate, alert
 from vitalstream.signals import Signal
 from vitalstream.operators.clock import EventClock, EventClockState
 from vitalstream.operators.contract import DISCARD, RETAIN, Emit, earliest, snapshot_of
-from vitalstream.operators.bp import BpAlert, BpMonitor, BpMonitorState, BpResult
+from vitalstream.operators.bp_monitor import BpAlert, BpMonitor, BpMonitorState, BpResult
 from vitalstream.operators.concerns import Concerns, ConcernsState
 from vitalstream.operators.dedup import Dedup, DedupState
 from vitalstream.operators.news2 import NEWS2_INPUTS, News2, News2Result, News2State

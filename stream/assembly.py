@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from vitalstream.errors import ConfigError
-from vitalstream.operators.bp import BpMonitor
+from vitalstream.operators.bp_monitor import BpMonitor
 from vitalstream.operators.concerns import Concerns
 from vitalstream.operators.dedup import Dedup
 from vitalstream.operators.normalise import Normaliser, PatientResolver, patient_from_payload

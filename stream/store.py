@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Protocol, Sequence
 
 from vitalstream.model import Alert, DeadLetter, Reading, WindowAggregate
 from vitalstream.operators.anomaly.stage import PatientScore
-from vitalstream.operators.bp import BpResult, category_rank
+from vitalstream.operators.bp import category_rank
+from vitalstream.operators.bp_monitor import BpResult
 from vitalstream.operators.news2 import BAND_RANK, News2Result
 from vitalstream.sinks.lineproto import (aggregate_line, bp_class_line, news2_line, reading_line,
                                          score_line, window_measurement)

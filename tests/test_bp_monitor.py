@@ -20,7 +20,7 @@ import random
 import pytest
 
 from vitalstream.model import Quality, Reading
-from vitalstream.operators.bp import BpAlert, BpContext, BpMonitor, BpResult, count_occasions
+from vitalstream.operators.bp_monitor import BpAlert, BpContext, BpMonitor, BpResult, count_occasions
 from vitalstream.operators.check import CHECKS, Case
 from vitalstream.operators.contract import drive
 from vitalstream.signals import Signal
@@ -404,7 +404,7 @@ def test_bp_monitor_passes_the_operator_contract(check) -> None:
 
 from hypothesis import given, settings as hsettings, strategies as st_  # noqa: E402
 
-from vitalstream.operators.bp import pair_keyed  # noqa: E402
+from vitalstream.operators.bp_monitor import pair_keyed  # noqa: E402
 
 _SIG = st_.sampled_from([Signal.BP_SYSTOLIC, Signal.BP_DIASTOLIC])
 # times on a coarse grid of 40 s around a 120 s pairing limit, so readings chain, tie and
