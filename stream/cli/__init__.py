@@ -7,6 +7,7 @@
     vitalstream decode senml|json|omh FILE
     vitalstream import FILE          # Open mHealth data points into the pipeline
     vitalstream replay FILE          # shadow mode: recorded readings through the live flow
+    vitalstream alerts serve|list|ack|snooze|resolve|history   # the alarm lifecycle
     vitalstream news2 [FILE|-]       # NEWS2 (RCP 2017) of JSON-line observations
     vitalstream bp-class --guideline acc-aha-2017|china-2018|esc-esh-2018 [FILE|-]
 """
@@ -255,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     from vitalstream.stream.cli.replay import add_replay_command
 
     add_replay_command(sub)
+    from vitalstream.stream.cli.alerts import add_alert_commands
+
+    add_alert_commands(sub)
     return p
 
 

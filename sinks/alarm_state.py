@@ -1,0 +1,126 @@
+"""Durable alarm state in Redis: what the lifecycle knows survives restarts and crashes.
+
+Keys (``prefix`` default ``vitalstream``):
+
+- ``<prefix>:lifecycle:<patient>``: the patient's ``LifecycleState`` (pickled: written and
+  read only by this project);
+- ``<prefix>:alarms:<patient>`` (hash, alert id -> JSON) and ``<prefix>:alarm-patients``
+  (set): the open alarms, for ``vitalstream alerts list``;
+- ``<prefix>:outreach`` (stream): every ``Notice`` the lifecycle emits, the messages a
+  care-team tool consumes with a consumer group;
+- ``<prefix>:audit`` (stream): who acknowledged, snoozed or resolved what, when and why;
+- ``<prefix>:alarm-commands`` (stream): commands from the CLI or an API, applied by the
+  running service.
+
+``commit`` writes a patient's new state, its open alarms, its notices and audit entries,
+and acknowledges the input entries it consumed, in one ``MULTI``/``EXEC``: a crash
+before it leaves the inputs pending (they are applied again to the old state), a crash
+after it leaves nothing to redo. So a restart neither sends a notice again nor loses one.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import asdict
+from typing import Any, Iterable
+
+import redis
+
+from vitalstream.operators.lifecycle import Audit, Command, LifecycleState, Notice
+
+
+class RedisAlarmState:
+    def __init__(self, client: redis.Redis, prefix: str = "vitalstream") -> None:
+        self.r = client
+        self.prefix = prefix
+        self.outreach = f"{prefix}:outreach"
+        self.audit = f"{prefix}:audit"
+        self.commands = f"{prefix}:alarm-commands"
+        self._patients = f"{prefix}:alarm-patients"
+
+    def _state_key(self, patient: str) -> str:
+        return f"{self.prefix}:lifecycle:{patient}"
+
+    def _alarms_key(self, patient: str) -> str:
+        return f"{self.prefix}:alarms:{patient}"
+
+    # -- the service's side --
+
+    def load_all(self) -> dict[str, LifecycleState]:
+        out = {}
+        for raw in self.r.smembers(self._patients):
+            patient = raw.decode()
+            blob = self.r.get(self._state_key(patient))
+            if blob is not None:
+                out[patient] = pickle.loads(blob)
+        return out
+
+    def commit(self, patient: str, state: LifecycleState, outputs: Iterable[object],
+               acks: Iterable[tuple[str, str, bytes]] = ()) -> None:
+        """State, open alarms, notices, audit and the input acks of one patient, atomically.
+        ``acks``: (stream, group, entry id) of the inputs this change consumed."""
+        p = self.r.pipeline(transaction=True)
+        p.set(self._state_key(patient), pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        p.sadd(self._patients, patient)
+        p.delete(self._alarms_key(patient))
+        if state.alarms:
+            p.hset(self._alarms_key(patient), mapping={
+                aid: json.dumps(_alarm_json(a)) for aid, a in state.alarms.items()})
+        for x in outputs:
+            if type(x) is Notice:
+                p.xadd(self.outreach, _fields(asdict(x)))
+            elif type(x) is Audit:
+                p.xadd(self.audit, _fields(asdict(x)))
+        for stream, group, entry in acks:
+            p.xack(stream, group, entry)
+        p.execute()
+
+    def ensure_group(self, stream: str, group: str) -> None:
+        try:
+            self.r.xgroup_create(stream, group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # -- the CLI's side --
+
+    def submit(self, c: Command) -> None:
+        self.r.xadd(self.commands, _fields(asdict(c)))
+
+    def alarms(self, patient: str | None = None, state: str | None = None) -> list[dict]:
+        patients = [patient] if patient is not None else sorted(
+            x.decode() for x in self.r.smembers(self._patients))
+        out = []
+        for p in patients:
+            for raw in self.r.hvals(self._alarms_key(p)):
+                a = json.loads(raw)
+                if state is None or a["state"] == state:
+                    out.append(a)
+        return sorted(out, key=lambda a: (a["raised_ns"], a["alert_id"]))
+
+    def find(self, alert_id: str) -> dict | None:
+        return next((a for a in self.alarms() if a["alert_id"] == alert_id
+                     or alert_id in a["members"]), None)
+
+    def history(self, alert_id: str) -> list[dict]:
+        """The notices and audit entries of one alarm, in time order."""
+        out = []
+        for stream, kind in ((self.outreach, "notice"), (self.audit, "audit")):
+            for _, f in self.r.xrange(stream):
+                d = {k.decode(): v.decode() for k, v in f.items()}
+                if d.get("alert_id") == alert_id:
+                    d["kind"] = kind
+                    out.append(d)
+        return sorted(out, key=lambda d: int(d["event_ns"]))
+
+
+def _alarm_json(a: Any) -> dict:
+    return {"alert_id": a.alert_id, "patient": a.patient, "rule": a.rule,
+            "priority": a.priority, "state": a.state, "present": a.present,
+            "level": a.level, "raised_ns": a.raised_ns, "explanation": a.explanation,
+            "members": sorted(a.members)}
+
+
+def _fields(d: dict) -> dict[str, str]:
+    return {k: ("" if v is None else str(v)) for k, v in d.items()}

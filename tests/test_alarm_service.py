@@ -1,0 +1,98 @@
+"""The alarm service on a real Redis (started by the tests): alert events in as the pipeline
+writes them, notices out to the outreach stream, acks from the CLI taking effect, and a
+restart that neither repeats nor forgets. The service's clock is a fake one; the CLI stamps
+its commands with the wall clock, so the fake clock starts at the wall clock's now."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+
+from vitalstream.model import Alert
+from vitalstream.sinks.redis_streams import RedisConfig, RedisOutreach
+from vitalstream.stream.alarms import AlarmService
+from vitalstream.stream.cli import main
+from vitalstream.testing import FakeClock
+
+NS = 1_000_000_000
+
+
+@pytest.fixture
+def db(redis_server):
+    """A Redis database of its own (the server is shared by the session)."""
+    url = redis_server.url.rsplit("/", 1)[0] + "/7"
+    r = redis.Redis.from_url(url)
+    r.flushdb()
+    yield url, r
+    r.flushdb()
+
+
+def _alert(aid, rule, sev, state, t_ns, group=""):
+    return Alert(aid, "p1", rule, "heart_rate", sev, state, 38.0, 40.0, t_ns, t_ns, 0, "",
+                 "HR 38 /min: <= 40 /min for 30% of 10 min", group)
+
+
+def _notices(r) -> list[tuple[str, str, str]]:
+    return [(f[b"alert_id"].decode(), f[b"reason"].decode(), f[b"level"].decode())
+            for _, f in r.xrange("vitalstream:outreach")]
+
+
+def test_raise_renotify_escalate_then_ack_from_the_cli_stops_it(db, capsys):
+    url, r = db
+    t0 = time.time_ns()
+    clock = FakeClock(t0)
+    outreach = RedisOutreach(RedisConfig(url=url, alerts_stream="vitalstream:alerts"))
+    outreach.write_alerts([_alert("b1", "bradycardia", "critical", "firing", t0)])
+    service = AlarmService(r, "vitalstream:alerts", clock=clock)
+    assert service.step() == 1
+    assert _notices(r) == [("b1", "raised", "0")]
+
+    assert main(["alerts", "list", "--redis-url", url, "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert (listed["alert_id"], listed["priority"], listed["state"]) == ("b1", "high", "active")
+
+    clock.set(t0 + 301 * NS)  # past 300 s: re-notify and tier 1
+    service.step()
+    assert _notices(r)[1:] == [("b1", "renotify", "0"), ("b1", "escalated", "1")]
+
+    assert main(["alerts", "ack", "b1", "--by", "nurse-7", "--reason", "at bedside",
+                 "--redis-url", url]) == 0
+    clock.set(t0 + 302 * NS)
+    service.step()
+    clock.set(t0 + 2000 * NS)  # tier 2 (900 s) and re-notifications would be due
+    service.step()
+    assert len(_notices(r)) == 3
+    audit = [{k.decode(): v.decode() for k, v in f.items()} for _, f in r.xrange("vitalstream:audit")]
+    assert [(a["alert_id"], a["who"], a["action"], a["reason"]) for a in audit] == [
+        ("b1", "nurse-7", "acknowledged", "at bedside")]
+
+    assert main(["alerts", "history", "b1", "--redis-url", url]) == 0
+    kinds = [json.loads(x)["kind"] for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert kinds.count("notice") == 3 and kinds.count("audit") == 1
+
+
+def test_a_restarted_service_neither_repeats_nor_forgets(db):
+    url, r = db
+    t0 = time.time_ns()
+    outreach = RedisOutreach(RedisConfig(url=url, alerts_stream="vitalstream:alerts"))
+    outreach.write_alerts([_alert("m1", "tachycardia", "warning", "firing", t0)])
+    first = AlarmService(r, "vitalstream:alerts", clock=FakeClock(t0 + NS))
+    first.step()
+    del first  # "killed" after its commit
+    again = AlarmService(r, "vitalstream:alerts", clock=FakeClock(t0 + 100 * NS))
+    again.step()  # nothing new to read: no second "raised"
+    assert _notices(r) == [("m1", "raised", "0")]
+    again.clock.set(t0 + 901 * NS)  # the 900-s re-notification survived the restart
+    again.step()
+    assert _notices(r) == [("m1", "raised", "0"), ("m1", "renotify", "0")]
+    assert r.xpending("vitalstream:alerts", "vitalstream-lifecycle")["pending"] == 0
+
+
+def test_cli_refuses_an_unknown_alarm_with_one_line(db, capsys):
+    url, _ = db
+    assert main(["alerts", "ack", "nope", "--by", "x", "--redis-url", url]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown_alarm" in err[0]
