@@ -26,8 +26,9 @@ records (who did what, when and why).
   within ``flap_window_s`` becomes one ``flapping`` notice; its raises and clears are
   then recorded but not sent, until no change for ``flap_stable_s`` (``stable``).
 
-Time is the runtime's: items carry their time (an alert's event time, a command's time)
-and timers fire through ``on_notify(now_ns)``; nothing reads a clock.
+Time is the runtime's: items carry the time they reached it (the service stamps an alert
+with its arrival, so one on late-uploaded data is not overdue on arrival; a command with
+when it was given) and timers fire through ``on_notify(now_ns)``; nothing reads a clock.
 
 >>> from vitalstream.model import Alert
 >>> lc = Lifecycle().build(key="p1")

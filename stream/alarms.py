@@ -13,8 +13,10 @@ service loads every patient's state and goes on where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
+import time
 from collections import defaultdict
 
 import redis
@@ -40,6 +42,65 @@ def command_from_fields(f: dict[bytes, bytes]) -> Command:
     d = {k.decode(): v.decode() for k, v in f.items()}
     return Command(d["kind"], d["target"], d["by"], d["reason"], int(d["event_ns"]),
                    d.get("scope", "alarm"), float(d.get("minutes", 0) or 0))
+
+
+def prefix_of(alerts_stream: str) -> str:
+    """The lifecycle's key prefix: the alert stream's (``vitalstream:alerts`` ->
+    ``vitalstream``), so runs with their own stream names keep their own alarms.
+
+    >>> prefix_of("vitalstream:alerts"), prefix_of("ward-3:alerts"), prefix_of("alerts")
+    ('vitalstream', 'ward-3', 'alerts')
+    """
+    head, sep, _ = alerts_stream.rpartition(":")
+    return head if sep else alerts_stream
+
+
+class AlarmThread:
+    """The service on a thread of the pipeline process, riding out a Redis that is down
+    (at start or later) as the rest of the pipeline does: it retries with backoff."""
+
+    def __init__(self, url: str, alerts_stream: str, cfg: Lifecycle = Lifecycle()) -> None:
+        self.url, self.alerts_stream, self.cfg = url, alerts_stream, cfg
+        self._stop = threading.Event()
+        self.service: AlarmService | None = None
+        self._thread = threading.Thread(target=self._run, name="vitalstream-lifecycle",
+                                        daemon=True)
+
+    def start(self) -> "AlarmThread":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from vitalstream.sinks.redis_streams import connect, is_outage
+
+        wait = 0.5
+        while not self._stop.is_set():
+            try:
+                if self.service is None:
+                    self.service = AlarmService(connect(self.url), self.alerts_stream,
+                                                cfg=self.cfg, prefix=prefix_of(self.alerts_stream))
+                if self.service.step() == 0:
+                    self._stop.wait(0.2)
+                wait = 0.5
+            except Exception as exc:  # the pipeline must not stop for its alarm service
+                if not is_outage(exc):
+                    log.exception("alarm service step failed")
+                self.service = None  # reload the state from Redis when it answers
+                self._stop.wait(wait)
+                wait = min(wait * 2, 10.0)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop, after applying what the pipeline wrote last (its final flush comes just
+        before this); what still cannot be read stays in the stream for the next start."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while self.service is not None and time.monotonic() < deadline:
+                if self.service.step() == 0:
+                    break
+        except Exception as exc:  # Redis gone at shutdown: the entries wait in the stream
+            log.warning("alarm service: final step failed: %r", exc)
 
 
 class AlarmService:
@@ -94,6 +155,9 @@ class AlarmService:
             if type(item) is Alert:
                 patient = item.patient
                 self._patient_of[item.alert_id] = patient
+                # The lifecycle's clock is when the team learns of it, not the data's time:
+                # an alert on data uploaded late must not arrive already overdue.
+                item = dataclasses.replace(item, event_ns=max(item.event_ns, now))
             else:
                 patient = self._patient_of.get(item.target)
                 if patient is None:

@@ -245,6 +245,12 @@ class Pipeline:
             except OSError as exc:
                 log.warning("metrics endpoint not started on port %s: %s", port, exc)
         flow = self.build()
+        alarms = None
+        # one service per deployment: its state is per patient, so process 0 runs it
+        if self.settings.pipeline.lifecycle and self.process_id in (None, 0):
+            from vitalstream.stream.alarms import AlarmThread
+
+            alarms = AlarmThread(self.settings.redis.url, self.settings.redis.alerts_stream).start()
         # Long-lived state (patients, baselines) need not be scanned by every young-
         # generation collection; at thousands of readings/s the default threshold
         # (700 allocations) spends ~9 % of the time in the collector.
@@ -265,5 +271,7 @@ class Pipeline:
                 writer.flush()
             for writer in writers:  # alerts held through a Redis outage get a last chance
                 writer.finish()
+            if alarms is not None:
+                alarms.stop()
             self.metrics.close()
         return self.live.totals()

@@ -54,6 +54,9 @@ class PipelineConfig:
     # state freed. Anomaly baselines stay dormant for baseline_ttl_s, then restart from priors.
     evict_after_s: float | None = 86_400.0
     baseline_ttl_s: float = 30 * 86_400.0
+    # The alarm lifecycle service (stream/alarms.py) in process 0 of a run: re-notification,
+    # escalation, acks and snoozes. Off: alert events only go to the outreach stream.
+    lifecycle: bool = True
 
 
 @dataclass(frozen=True)

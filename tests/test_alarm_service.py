@@ -96,3 +96,35 @@ def test_cli_refuses_an_unknown_alarm_with_one_line(db, capsys):
     assert main(["alerts", "ack", "nope", "--by", "x", "--redis-url", url]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown_alarm" in err[0]
+
+
+def test_vitalstream_run_starts_the_service_and_its_notices_reach_the_outreach_stream(
+        mosquitto, redis_server, tmp_path, capsys):
+    """A bradycardia over real MQTT into the pipeline: the in-process service raises it
+    (one notice, high priority) and ``vitalstream alerts list`` shows it, on the run's own
+    stream names (prefix from ``redis.alerts_stream``)."""
+    from vitalstream.simulators.publisher import publish
+    from vitalstream.simulators.scenario import OutMessage
+    from vitalstream.stream.bounded import PipelineRun, settings_for
+
+    settings = settings_for(mosquitto.url, redis_server.url, "http://127.0.0.1:9",
+                            tmp_path / "spool", max_clock_skew_s=None)
+    prefix = settings.redis.alerts_stream.rsplit(":", 1)[0]
+    t0 = time.time_ns() - 3600 * NS
+    hover = [60] * 20 + [39, 42, 43, 40, 42, 39, 43, 42, 40, 41]
+    msgs = [OutMessage(i * 0.001, "vitalstream/p-run/json", json.dumps(
+        {"device": "p-run", "readings": [{"signal": "heart_rate", "value": v,
+                                          "t_ns": t0 + i * 60 * NS}]}).encode())
+            for i, v in enumerate(hover)]
+    with PipelineRun(settings, idle_stop_s=3.0) as run:
+        publish(msgs, mosquitto.url, progress=False)
+        run.join()
+    r = redis.Redis.from_url(redis_server.url)
+    notices = [(f[b"rule"].decode(), f[b"reason"].decode(), f[b"priority"].decode())
+               for _, f in r.xrange(f"{prefix}:outreach")]
+    assert notices == [("bradycardia", "raised", "high")]
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(f"redis: {{url: '{redis_server.url}', alerts_stream: '{settings.redis.alerts_stream}'}}\n")
+    assert main(["alerts", "list", "--config", str(cfg), "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert (listed["patient"], listed["rule"], listed["state"]) == ("p-run", "bradycardia", "active")

@@ -1,6 +1,6 @@
 """``vitalstream alerts``: the care team's view of the alarm lifecycle, on its Redis state.
 
-    vitalstream alerts serve                               # the lifecycle service
+    vitalstream alerts serve      # the lifecycle service (vitalstream run starts one itself)
     vitalstream alerts list [--patient P] [--state S] [--json]
     vitalstream alerts ack ID --by WHO [--reason TEXT] [--scope alarm|rule|patient]
     vitalstream alerts snooze ID --minutes N --by WHO --reason TEXT [--scope rule|patient]
@@ -24,17 +24,18 @@ from vitalstream.errors import VitalstreamError
 def _store(args: argparse.Namespace):
     from vitalstream.sinks.alarm_state import RedisAlarmState
     from vitalstream.sinks.redis_streams import connect
+    from vitalstream.stream.alarms import prefix_of
     from vitalstream.stream.cli import _settings
 
     s = _settings(args)
-    return s, RedisAlarmState(connect(s.redis.url))
+    return s, RedisAlarmState(connect(s.redis.url), prefix_of(s.redis.alerts_stream))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from vitalstream.stream.alarms import AlarmService
 
     s, store = _store(args)
-    service = AlarmService(store.r, s.redis.alerts_stream)
+    service = AlarmService(store.r, s.redis.alerts_stream, prefix=store.prefix)
     try:
         service.run()
     except KeyboardInterrupt:
