@@ -117,3 +117,15 @@ def from_datetime(dt: datetime) -> int:
         raise ValueError("naive datetime: attach a time zone before converting")
     delta = dt - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * NS_PER_US
+
+
+def iso_z(event_ns: int) -> str:
+    """ISO-8601 UTC with ``Z``, to the millisecond when there is one.
+
+    >>> iso_z(1_790_000_000_250_000_000), iso_z(0)
+    ('2026-09-21T14:13:20.250Z', '1970-01-01T00:00:00Z')
+    """
+    s, rest = divmod(event_ns, 1_000_000_000)
+    text = datetime.fromtimestamp(s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    ms = rest // 1_000_000
+    return f"{text}.{ms:03d}Z" if ms else f"{text}Z"

@@ -46,6 +46,7 @@ when it was given) and timers fire through ``on_notify(now_ns)``; nothing reads 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -96,6 +97,9 @@ class Notice:
     level: int = 0  # escalation level: 0 the primary team, 1.. the tiers
     tier: str = ""
     explanation: str = ""
+    signal: str = ""
+    value: float | None = None  # of the alert that raised or last changed the alarm
+    threshold: float | None = None
 
     def __deepcopy__(self, memo: dict) -> "Notice":
         return self
@@ -128,6 +132,9 @@ class Alarm:
     members: set[str] = field(default_factory=set)
     notified_ns: int = 0
     level: int = 0
+    signal: str = ""
+    value: float | None = None
+    threshold: float | None = None
 
 
 @dataclass
@@ -221,7 +228,9 @@ class LifecycleLogic:
             home = a.group if a.group and a.group in st.alarms else None
             if home is None:  # a new concern: a new alarm
                 alarm = st.alarms[a.alert_id] = Alarm(a.alert_id, a.patient, a.rule, priority, t,
-                                                      a.explanation, notified_ns=t)
+                                                      a.explanation, notified_ns=t,
+                                                      signal=a.signal, value=_finite(a.value),
+                                                      threshold=_finite(a.threshold))
                 alarm.members.add(a.alert_id)
                 st.member_of[a.alert_id] = a.alert_id
                 if self._flap(a.rule, t):
@@ -235,6 +244,8 @@ class LifecycleLogic:
             alarm.present = True
             if RANK[priority] > RANK[alarm.priority]:
                 alarm.priority, alarm.explanation = priority, a.explanation
+                alarm.signal, alarm.value, alarm.threshold = (a.signal, _finite(a.value),
+                                                              _finite(a.threshold))
                 if alarm.state == "acknowledged":
                     alarm.state = "active"  # worse than what was acknowledged: ask again
                 if not self._snoozed(alarm, priority):
@@ -373,4 +384,8 @@ class LifecycleLogic:
     def _notice(self, a: Alarm, reason: str, t: int) -> Notice:
         tier = self.cfg.tiers[a.level - 1].name if a.level else ""
         return Notice(a.alert_id, a.patient, a.rule, a.priority, a.state, reason, t, a.level,
-                      tier, a.explanation)
+                      tier, a.explanation, a.signal, a.value, a.threshold)
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None

@@ -23,9 +23,13 @@ from __future__ import annotations
 import json
 import pickle
 from dataclasses import asdict
+from importlib import resources
 from typing import Any, Iterable
 
 import redis
+
+from vitalstream.signals import spec
+from vitalstream.timeutil import iso_z
 
 from vitalstream.operators.lifecycle import Audit, Command, LifecycleState, Notice
 
@@ -69,7 +73,10 @@ class RedisAlarmState:
                 aid: json.dumps(_alarm_json(a)) for aid, a in state.alarms.items()})
         for x in outputs:
             if type(x) is Notice:
-                p.xadd(self.outreach, _fields(asdict(x)))
+                msg = outreach_message(x)
+                p.xadd(self.outreach, {"message": json.dumps(msg), **_fields(
+                    {k: msg[k] for k in ("alert_id", "patient", "rule", "priority", "reason",
+                                         "level", "event_ns")})})
             elif type(x) is Audit:
                 p.xadd(self.audit, _fields(asdict(x)))
         for stream, group, entry in acks:
@@ -113,6 +120,29 @@ class RedisAlarmState:
                     d["kind"] = kind
                     out.append(d)
         return sorted(out, key=lambda d: int(d["event_ns"]))
+
+
+SCHEMA = "vitalstream.outreach/1"
+
+
+def outreach_schema() -> dict:
+    """The JSON Schema every outreach message follows (``core/data/outreach-v1.schema.json``)."""
+    text = resources.files("vitalstream").joinpath("data/outreach-v1.schema.json").read_text()
+    return json.loads(text)
+
+
+def outreach_message(n: Notice) -> dict:
+    """A notice as the outreach stream carries it (field ``message``, JSON)."""
+    try:
+        unit = spec(n.signal).unit
+    except KeyError:  # news2 (a score), the two-signal crisis rule
+        unit = "mm[Hg]" if "bp_systolic" in n.signal else ""
+    return {"schema": SCHEMA, "alert_id": n.alert_id, "patient": n.patient, "rule": n.rule,
+            "priority": n.priority, "state": n.state, "reason": n.reason,
+            "event_time": iso_z(n.event_ns), "event_ns": n.event_ns, "level": n.level,
+            "tier": n.tier, "signal": n.signal, "value": n.value, "unit": unit,
+            "threshold": n.threshold, "explanation": n.explanation,
+            "ack": f"vitalstream alerts ack {n.alert_id} --by WHO"}
 
 
 def _alarm_json(a: Any) -> dict:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from vitalstream.model import Alert, DeadLetter, Message, RawReading, Reading, WindowAggregate
@@ -34,18 +33,7 @@ from vitalstream.operators.news2 import BANDS, band_score, chart_value
 from vitalstream.stream import assembly
 from vitalstream.stream.ingest import Ingest, Quarantined
 from vitalstream.stream.settings import Settings
-
-
-def iso_z(event_ns: int) -> str:
-    """ISO-8601 UTC with ``Z``, to the millisecond when there is one.
-
-    >>> iso_z(1_790_000_000_250_000_000), iso_z(0)
-    ('2026-09-21T13:33:20.250Z', '1970-01-01T00:00:00Z')
-    """
-    s, rest = divmod(event_ns, 1_000_000_000)
-    text = datetime.fromtimestamp(s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    ms = rest // 1_000_000
-    return f"{text}.{ms:03d}Z" if ms else f"{text}Z"
+from vitalstream.timeutil import iso_z
 
 
 def alert_json(a: Alert) -> dict[str, Any]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import time
 
+import jsonschema
 import pytest
 import redis
 
 from vitalstream.model import Alert
+from vitalstream.sinks.alarm_state import outreach_schema
 from vitalstream.sinks.redis_streams import RedisConfig, RedisOutreach
 from vitalstream.stream.alarms import AlarmService
 from vitalstream.stream.cli import main
@@ -35,9 +37,20 @@ def _alert(aid, rule, sev, state, t_ns, group=""):
                  "HR 38 /min: <= 40 /min for 30% of 10 min", group)
 
 
+def _validated(r, stream: str) -> list[dict]:
+    """Every message of an outreach stream, each checked against the published schema."""
+    schema = outreach_schema()
+    out = []
+    for _, f in r.xrange(stream):
+        msg = json.loads(f[b"message"])
+        jsonschema.validate(msg, schema)
+        assert (msg["alert_id"], msg["reason"]) == (f[b"alert_id"].decode(), f[b"reason"].decode())
+        out.append(msg)
+    return out
+
+
 def _notices(r) -> list[tuple[str, str, str]]:
-    return [(f[b"alert_id"].decode(), f[b"reason"].decode(), f[b"level"].decode())
-            for _, f in r.xrange("vitalstream:outreach")]
+    return [(m["alert_id"], m["reason"], str(m["level"])) for m in _validated(r, "vitalstream:outreach")]
 
 
 def test_raise_renotify_escalate_then_ack_from_the_cli_stops_it(db, capsys):
@@ -120,11 +133,22 @@ def test_vitalstream_run_starts_the_service_and_its_notices_reach_the_outreach_s
         publish(msgs, mosquitto.url, progress=False)
         run.join()
     r = redis.Redis.from_url(redis_server.url)
-    notices = [(f[b"rule"].decode(), f[b"reason"].decode(), f[b"priority"].decode())
-               for _, f in r.xrange(f"{prefix}:outreach")]
-    assert notices == [("bradycardia", "raised", "high")]
+    msgs = _validated(r, f"{prefix}:outreach")
+    assert [(m["rule"], m["reason"], m["priority"]) for m in msgs] == [("bradycardia", "raised", "high")]
+    # <= 40 on hover minutes 0, 3 and 5 (60 s each) is 30 % of 10 min once minute 6's
+    # reading (43 /min) arrives: that reading is the alert's value; the unit is the catalogue's
+    assert (msgs[0]["signal"], msgs[0]["value"], msgs[0]["unit"], msgs[0]["threshold"]) == (
+        "heart_rate", 43.0, "/min", 40.0)
     cfg = tmp_path / "site.yaml"
     cfg.write_text(f"redis: {{url: '{redis_server.url}', alerts_stream: '{settings.redis.alerts_stream}'}}\n")
     assert main(["alerts", "list", "--config", str(cfg), "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)
     assert (listed["patient"], listed["rule"], listed["state"]) == ("p-run", "bradycardia", "active")
+
+
+def test_schema_command_prints_the_published_schema(capsys):
+    assert main(["schema", "outreach"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == outreach_schema()
+    assert printed["properties"]["schema"]["const"] == "vitalstream.outreach/1"
+    jsonschema.Draft202012Validator.check_schema(printed)

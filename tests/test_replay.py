@@ -16,7 +16,8 @@ from vitalstream.simulators.publisher import publish
 from vitalstream.simulators.scenario import OutMessage
 from vitalstream.stream.bounded import PipelineRun, settings_for
 from vitalstream.stream.cli import main
-from vitalstream.stream.replay import Replay, iso_z, run_parallel
+from vitalstream.stream.replay import Replay, run_parallel
+from vitalstream.timeutil import iso_z
 from vitalstream.stream.replay_input import read_replay_path
 
 NS = 1_000_000_000

@@ -6,6 +6,7 @@
     vitalstream alerts snooze ID --minutes N --by WHO --reason TEXT [--scope rule|patient]
     vitalstream alerts resolve ID --by WHO --reason TEXT
     vitalstream alerts history ID
+    vitalstream schema outreach   # the JSON Schema every outreach message follows
 
 Commands are written to the command stream and applied by the running service (within its
 poll interval, 0.2 s); ``ID`` is an alarm's id or the id of any alert grouped under it.
@@ -88,7 +89,19 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from vitalstream.sinks.alarm_state import outreach_schema
+
+    print(json.dumps(outreach_schema(), indent=2))
+    return 0
+
+
 def add_alert_commands(sub: Any) -> None:
+    sc = sub.add_parser("schema", help="print a message schema (outreach: the JSON Schema of "
+                        "every outreach message)")
+    sc.add_argument("name", choices=("outreach",))
+    sc.set_defaults(func=cmd_schema)
+
     from vitalstream.stream.cli import _add_service_opts
 
     al = sub.add_parser("alerts", help="the alarm lifecycle: serve, list, ack, snooze, resolve, history")
