@@ -250,7 +250,8 @@ class Pipeline:
         if self.settings.pipeline.lifecycle and self.process_id in (None, 0):
             from vitalstream.stream.alarms import AlarmThread
 
-            alarms = AlarmThread(self.settings.redis.url, self.settings.redis.alerts_stream).start()
+            alarms = AlarmThread(self.settings.redis.url, self.settings.redis.alerts_stream,
+                                 assembly.lifecycle(self.settings)).start()
         # Long-lived state (patients, baselines) need not be scanned by every young-
         # generation collection; at thousands of readings/s the default threshold
         # (700 allocations) spends ~9 % of the time in the collector.

@@ -140,3 +140,39 @@ def ingest(settings: Settings, *, patient_of: PatientResolver | None = None,
 def history_flow(settings: Settings) -> PatientFlow:
     """The per-patient flow for historical data: windows and rules, no detectors learning."""
     return patient_flow(settings, detectors=False)
+
+
+def lifecycle(settings: Settings) -> "Lifecycle":
+    """The alarm lifecycle policy: the rules file's ``lifecycle:`` section, else the defaults.
+
+    ``latching``/``escalate``: lists of priorities; ``renotify_s``: priority -> seconds (null:
+    never); ``tiers``: [{name, after_s}, ...]; ``flap``: {changes, window_s, stable_s}."""
+    from vitalstream.operators.lifecycle import Lifecycle, Tier
+
+    spec = rules_document(settings).get("lifecycle")
+    if spec is None:
+        return Lifecycle()
+    where = settings.rules_path or "packaged rules-default.yaml"
+    try:
+        if not isinstance(spec, dict):
+            raise TypeError("expected a mapping")
+        unknown = set(spec) - {"latching", "renotify_s", "escalate", "tiers", "flap"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        kw: dict = {}
+        if "latching" in spec:
+            kw["latching"] = frozenset(spec["latching"])
+        if "escalate" in spec:
+            kw["escalate"] = frozenset(spec["escalate"])
+        if "renotify_s" in spec:
+            kw["renotify_s"] = {k: (None if v is None else float(v)) for k, v in spec["renotify_s"].items()}
+        if "tiers" in spec:
+            kw["tiers"] = tuple(Tier(str(t["name"]), float(t["after_s"])) for t in spec["tiers"])
+        flap = spec.get("flap") or {}
+        for key, name in (("changes", "flap_changes"), ("window_s", "flap_window_s"),
+                          ("stable_s", "flap_stable_s")):
+            if key in flap:
+                kw[name] = int(flap[key]) if key == "changes" else float(flap[key])
+        return Lifecycle(**kw)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ConfigError("rules", None, "bad_lifecycle", f"{where}: lifecycle: {err}") from None

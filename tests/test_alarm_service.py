@@ -152,3 +152,66 @@ def test_schema_command_prints_the_published_schema(capsys):
     assert printed == outreach_schema()
     assert printed["properties"]["schema"]["const"] == "vitalstream.outreach/1"
     jsonschema.Draft202012Validator.check_schema(printed)
+
+
+def _wait(cond, timeout_s: float = 15.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_escalation_on_time_and_an_ack_from_the_cli_stops_renotification_while_running(
+        mosquitto, redis_server, tmp_path):
+    """A site policy in seconds (re-notify high every 2 s, charge nurse after 3 s): over real
+    MQTT a bradycardia is raised, re-notified, escalated 3 s after it was raised (give or take
+    the service's 0.2 s poll), and an ack from the CLI while the pipeline runs ends it all."""
+    from importlib import resources
+
+    import yaml
+
+    from vitalstream.simulators.publisher import publish
+    from vitalstream.simulators.scenario import OutMessage
+    from vitalstream.stream.bounded import PipelineRun, settings_for
+
+    doc = yaml.safe_load(resources.files("vitalstream").joinpath("data/rules-default.yaml").read_text())
+    doc["lifecycle"] = {"renotify_s": {"high": 2, "medium": 60, "low": None},
+                        "tiers": [{"name": "charge-nurse", "after_s": 3},
+                                  {"name": "physician", "after_s": 60}]}
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(doc))
+    settings = settings_for(mosquitto.url, redis_server.url, "http://127.0.0.1:9",
+                            tmp_path / "spool", max_clock_skew_s=None)
+    import dataclasses
+    settings = dataclasses.replace(settings, rules_path=str(rules))
+    prefix = settings.redis.alerts_stream.rsplit(":", 1)[0]
+    r = redis.Redis.from_url(redis_server.url)
+    stream = f"{prefix}:outreach"
+    t0 = time.time_ns() - 3600 * NS
+    hover = [60] * 20 + [39, 42, 43, 40, 42, 39, 43, 42, 40, 41]
+    msgs = [OutMessage(i * 0.001, "vitalstream/p-esc/json", json.dumps(
+        {"device": "p-esc", "readings": [{"signal": "heart_rate", "value": v,
+                                          "t_ns": t0 + i * 60 * NS}]}).encode())
+            for i, v in enumerate(hover)]
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(f"redis: {{url: '{redis_server.url}', alerts_stream: '{settings.redis.alerts_stream}'}}\n")
+    with PipelineRun(settings, idle_stop_s=15.0) as run:
+        publish(msgs, mosquitto.url, progress=False)
+        esc = _wait(lambda: [m for m in _validated(r, stream) if m["reason"] == "escalated"])
+        raised = [m for m in _validated(r, stream) if m["reason"] == "raised"]
+        assert len(raised) == 1 and esc[0]["tier"] == "charge-nurse" and esc[0]["level"] == 1
+        assert 2.8 <= (esc[0]["event_ns"] - raised[0]["event_ns"]) / NS <= 4.0
+        assert main(["alerts", "ack", raised[0]["alert_id"], "--by", "nurse-7",
+                     "--reason", "at bedside", "--config", str(cfg)]) == 0
+        acked = _wait(lambda: [m for m in r.xrange(f"{prefix}:audit")])
+        acked_ns = int(acked[0][1][b"event_ns"])
+        time.sleep(4.5)  # two re-notification intervals after the ack
+        after = [m for m in _validated(r, stream) if m["event_ns"] > acked_ns + NS // 2]
+        run.pipeline.request_stop()
+        run.join()
+    renotified = [m for m in _validated(r, stream) if m["reason"] == "renotify"]
+    assert renotified  # the 2-s re-notification did run before the ack
+    assert after == []

@@ -224,3 +224,24 @@ CASE = Case("lifecycle", Lifecycle(), _stream(), key="p1", long_items=_long)
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 def test_lifecycle_passes_the_operator_contract(check):
     check(CASE)
+
+
+def test_site_policy_comes_from_the_rules_file_and_bad_keys_are_config_errors(tmp_path):
+    import dataclasses
+
+    from vitalstream.errors import ConfigError
+    from vitalstream.operators.lifecycle import Tier
+    from vitalstream.stream import assembly
+    from vitalstream.stream.settings import Settings
+
+    assert assembly.lifecycle(Settings()) == Lifecycle()  # the packaged section = the defaults
+    f = tmp_path / "rules.yaml"
+    f.write_text("rules: []\nlifecycle:\n  renotify_s: {high: 60, medium: null}\n"
+                 "  tiers: [{name: on-call, after_s: 120}]\n  flap: {changes: 3}\n")
+    got = assembly.lifecycle(dataclasses.replace(Settings(), rules_path=str(f)))
+    assert got.renotify_s == {"high": 60.0, "medium": None} and got.tiers == (Tier("on-call", 120.0),)
+    assert got.flap_changes == 3 and got.flap_window_s == Lifecycle().flap_window_s
+    f.write_text("rules: []\nlifecycle: {renotify: 5}\n")
+    with pytest.raises(ConfigError) as ei:
+        assembly.lifecycle(dataclasses.replace(Settings(), rules_path=str(f)))
+    assert ei.value.reason == "bad_lifecycle" and "renotify" in ei.value.detail

@@ -36,7 +36,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from vitalstream.stream.alarms import AlarmService
 
     s, store = _store(args)
-    service = AlarmService(store.r, s.redis.alerts_stream, prefix=store.prefix)
+    from vitalstream.stream import assembly
+
+    service = AlarmService(store.r, s.redis.alerts_stream, cfg=assembly.lifecycle(s),
+                           prefix=store.prefix)
     try:
         service.run()
     except KeyboardInterrupt:
