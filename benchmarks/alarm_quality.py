@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from alarm_data import generate  # noqa: E402
 
 from vitalstream.stream.alarm_eval import Label, evaluate  # noqa: E402
-from vitalstream.stream.replay import Replay, alert_json, red_band  # noqa: E402
+from vitalstream.stream.replay import Replay, alert_json, physiological, red_band  # noqa: E402
 from vitalstream.stream.replay_input import read_replay_path  # noqa: E402
 from vitalstream.stream.settings import Settings  # noqa: E402
 
@@ -55,7 +55,10 @@ def evaluate_config(readings, labels: list[Label], rules_path: str | None) -> di
     t0 = time.perf_counter()
     res = Replay(settings).run(readings)
     seconds = time.perf_counter() - t0
-    events = [alert_json(a) for a in res.alerts]
+    every = [alert_json(a) for a in res.alerts]
+    events = physiological(every)  # stale-data (technical) alarms are reported apart
+    technical = sum(1 for e in every if e["state"] == "firing") - sum(
+        1 for e in events if e["state"] == "firing")
     days = res.patient_days()
     ev = evaluate(events, labels, patient_days=days, valid=red_band)
     # false alerts per patient-day and delays for 1/min and hourly patients apart
@@ -70,7 +73,8 @@ def evaluate_config(readings, labels: list[Label], rules_path: str | None) -> di
     out = ev.to_json()
     out.update({"false_per_day_1min": ev_min.false_alerts_per_patient_day,
                 "delay_1min_s": ev_min.median_delay_s, "delay_hourly_s": ev_hour.median_delay_s,
-                "replay_s": round(seconds, 2), "readings": res.readings})
+                "replay_s": round(seconds, 2), "readings": res.readings,
+                "technical_alerts": technical})
     rec = ev.recall_by_type or {}
 
     def at_least(x: float | None, target: float) -> bool:  # None: nothing to measure: not met

@@ -30,6 +30,7 @@ from vitalstream.operators.contract import DISCARD, RETAIN, Emit, earliest, snap
 from vitalstream.operators.bp_monitor import BpAlert, BpMonitor, BpMonitorState, BpResult
 from vitalstream.operators.concerns import Concerns, ConcernsState
 from vitalstream.operators.dedup import Dedup, DedupState
+from vitalstream.operators.liveness import StaleData, StaleState
 from vitalstream.operators.news2 import NEWS2_INPUTS, News2, News2Result, News2State
 from vitalstream.operators.news2_alerts import News2Rule, News2RuleState
 from vitalstream.operators.personal import PersonalRule
@@ -55,6 +56,7 @@ class PatientFlow:
     bp: BpMonitor | None = None  # blood pressure class by guideline, from repeated readings
     concerns: Concerns | None = None  # group alerts of one patient problem (None: every rule pages)
     bp_alerts: bool = True  # a rise of the BP class is an (info) alert, else a result only
+    stale: StaleData | None = None  # "no data for T" per signal, on processing time
 
     def __post_init__(self) -> None:
         covered = set(getattr(self.anomaly, "detectors", {}) or {})
@@ -86,6 +88,7 @@ class PatientState:
     news2_rule: News2RuleState | None = None
     bp: BpMonitorState | None = None
     concerns: ConcernsState | None = None
+    stale: StaleState | None = None
 
 
 _BP = (Signal.BP_SYSTOLIC, Signal.BP_DIASTOLIC)
@@ -146,6 +149,11 @@ class PatientLogic:
             if st.concerns is None:
                 st.concerns = ConcernsState()
             self.concerns = cfg.concerns.build(st.concerns, key=patient)
+        self.stale = None
+        if cfg.stale is not None:
+            if st.stale is None:
+                st.stale = StaleState()
+            self.stale = cfg.stale.build(st.stale, key=patient)
         # Everything after the reorder buffer that needs every signal in event-time order.
         self._ordered_all = cfg.anomaly is not None or cfg.news2 is not None or cfg.bp is not None
 
@@ -160,9 +168,10 @@ class PatientLogic:
         self.clock.observe(r.event_ns, at)
         now = self.clock.now_ns(at, commit=True)
         st.last_seen_ns = max(st.last_seen_ns, at if at is not None else st.clock.wall_at_max_ns)
+        back = [] if self.stale is None else self.stale.seen(r.signal.value, st.last_seen_ns)
         if self.dedup.seen_before(r.dedup_key()):
             st.duplicates += 1
-            return self._advance(now), RETAIN
+            return back + self._advance(now), RETAIN
         if not self.window.add(r, now):
             self.window.state.late += 1
         if self._ordered_all or r.signal in self._rules_for:
@@ -172,13 +181,14 @@ class PatientLogic:
                 st.late_rules += 1
             else:
                 heapq.heappush(st.pending, (r.event_ns, r.signal.value, r.device, r.value, r))
-        return self._advance(now), RETAIN
+        return back + self._advance(now), RETAIN
 
     def on_notify(self, now_ns: int) -> Emit:
+        silent = [] if self.stale is None else self.stale.fire(now_ns)
         evict = self.cfg.evict_after_ns
         if evict is not None and now_ns >= self.state.last_seen_ns + evict:
-            return self._advance(self.clock.now_ns(now_ns), final=True), DISCARD
-        return self._advance(self.clock.now_ns(now_ns, commit=True)), RETAIN
+            return silent + self._advance(self.clock.now_ns(now_ns), final=True), DISCARD
+        return silent + self._advance(self.clock.now_ns(now_ns, commit=True)), RETAIN
 
     def notify_at(self) -> int | None:
         """Runtime time at which ``on_notify`` has something to do if no reading arrives."""
@@ -187,7 +197,8 @@ class PatientLogic:
                        if self.state.pending else None)
         evict = self.cfg.evict_after_ns
         return earliest(None if due is None else self.clock.wall_time_of(due),
-                        None if evict is None else self.state.last_seen_ns + evict)
+                        None if evict is None else self.state.last_seen_ns + evict,
+                        None if self.stale is None else self.stale.due())
 
     def on_eof(self) -> Emit:
         """Bounded input has ended: release the buffer and close every window."""

@@ -15,6 +15,8 @@ from vitalstream.errors import ConfigError
 from vitalstream.operators.bp_monitor import BpMonitor
 from vitalstream.operators.concerns import Concerns
 from vitalstream.operators.dedup import Dedup
+from vitalstream.operators.liveness import StaleData
+from vitalstream.signals import Signal
 from vitalstream.operators.normalise import Normaliser, PatientResolver, patient_from_payload
 from vitalstream.operators.news2 import News2
 from vitalstream.operators.news2_alerts import News2Rule
@@ -71,10 +73,15 @@ def patient_flow(settings: Settings, *, detectors: bool = True) -> PatientFlow:
         group = doc.get("group_alerts", True)
         if not isinstance(group, bool) or not isinstance(bp_alerts, bool):
             raise ConfigError("rules", None, "bad_rule", "group_alerts and bp.alert: true or false")
+        stale = doc.get("stale")
+        if stale is not None and not isinstance(stale, dict):
+            raise ConfigError("rules", None, "bad_rule", f"stale: expected signal: seconds")
         return PatientFlow(window(settings), rules, ns(p.rule_delay_s), anomaly,
                            ns(p.evict_after_s), personal, news2, news2_rule,
                            BpMonitor(**bp) if "bp" in doc else None,
-                           Concerns() if group else None, bp_alerts)
+                           Concerns() if group else None, bp_alerts,
+                           StaleData({Signal(str(k)).value: float(v) for k, v in stale.items()})
+                           if stale else None)
     except ConfigError as err:  # name the file the bad rule is in
         raise ConfigError(err.step, None, err.reason, f"{where}: {err.detail}") from None
     except (ValueError, TypeError) as err:  # TypeError: an unknown key of a section

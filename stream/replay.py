@@ -94,9 +94,15 @@ class Replay:
 
     def _batch(self, raws: list[RawReading], t: int) -> None:
         host, res = self.host, self.result
+        # every timer due before this reading fires at its own time, as it would live
         due = host.notify_at()
-        if due is not None and due <= t:
-            self._results(host.on_notify(t)[0])
+        while due is not None and due <= t:
+            self._results(host.on_notify(due)[0])
+            nxt = host.notify_at()
+            if nxt is not None and nxt <= due:  # a timer that does not move on: catch up at t
+                self._results(host.on_notify(t)[0])
+                break
+            due = nxt
         out: list = []
         msg = Message(f"replay/{raws[0].device}/replay", b"", t)
         for raw in raws:
@@ -139,6 +145,15 @@ class Replay:
         self._results(self.host.on_eof()[0])
         self.result.duplicates = self.ingest.stats.duplicates
         return self.result
+
+
+# Technical alarms (IEC 60601-1-8: about the equipment, not the patient) are reported apart
+# from the physiological ones an evaluation against labelled episodes is about.
+TECHNICAL_RULES = frozenset({"no_data"})
+
+
+def physiological(events: Iterable[dict]) -> list[dict]:
+    return [e for e in events if e["rule"] not in TECHNICAL_RULES]
 
 
 # -- what counts as a valid alert outside a labelled episode --

@@ -164,6 +164,10 @@ def drive_news2() -> list:
     return drive(News2().build(key="s00001"), news2_stream())
 
 
+def _no_data(canon: str) -> bool:
+    return "rule='no_data'" in canon  # stale-data alerts are stamped on processing time
+
+
 CASES = [
     Case("dedup", Dedup(120 * NS), s00001(), latency_ns=NS, reorder_ns=30 * NS,
          absorbs_duplicates=True, long_items=hr_stream),
@@ -179,20 +183,21 @@ CASES = [
          long_items=hr_stream),
     Case("patient", SMALL_FLOW, s00001(), key="s00001", latency_ns=NS // 2, reorder_ns=NS,
          absorbs_duplicates=True, evict_after_ns=2 * 3600 * NS, long_items=hr_stream,
-         settle_ns=3 * 60 * NS),
+         settle_ns=3 * 60 * NS, on_arrival=_no_data),
     # NEWS2 follows arrival order (after the reorder buffer): no reorder_ns
     Case("news2", News2(), news2_stream(), key="s00001", latency_ns=NS, absorbs_duplicates=True,
          long_items=hr_stream),
     Case("patient+news2+bp", SMALL_FLOW, news2_readings(), key="s00001", latency_ns=NS // 2,
          reorder_ns=NS, absorbs_duplicates=True, evict_after_ns=2 * 3600 * NS,
-         long_items=hr_stream, settle_ns=3 * 60 * NS),
+         long_items=hr_stream, settle_ns=3 * 60 * NS, on_arrival=_no_data),
     # the NEWS2 alarm over NEWS2's results; the concern grouping over alert events
     Case("rule:news2-alarm", News2Rule(alert_from="low-medium"), news2_results(), key="s00001",
          long_items=lambda n: [dataclasses.replace(r, event_ns=T0 + i * 60 * NS)
                                for i, r in enumerate(news2_results() * (n // len(news2_results()) + 1))][:n]),
     Case("rule:concerns", Concerns(), flow_alerts(), key="s00001", long_items=many_alerts),
     Case("patient-host", PatientHost(FLOW), _two_patients(), key="3", latency_ns=NS // 2,
-         reorder_ns=NS, absorbs_duplicates=True, long_items=hr_stream, settle_ns=3 * 60 * NS),
+         reorder_ns=NS, absorbs_duplicates=True, long_items=hr_stream, settle_ns=3 * 60 * NS,
+         on_arrival=_no_data),
 ]
 
 

@@ -22,7 +22,8 @@ from vitalstream.stream.replay_input import read_replay_path
 def cmd_replay(args: argparse.Namespace) -> int:
     from vitalstream.stream.alarm_eval import evaluate, read_labels
     from vitalstream.stream.cli import _settings
-    from vitalstream.stream.replay import Replay, alert_json, red_band, run_parallel
+    from vitalstream.stream.replay import (TECHNICAL_RULES, Replay, alert_json, physiological,
+                                           red_band, run_parallel)
 
     settings = _settings(args)
     labels = read_labels(args.labels) if args.labels else None  # fail before the long part
@@ -50,7 +51,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "skipped": inp.skipped, "dead_letters": res.dead_letters,
         "quarantined": res.quarantined, "duplicates": res.duplicates,
         "aggregates": res.aggregates, "alert_events": len(events),
-        "alerts_by_rule": _by_rule(events)}
+        "alerts_by_rule": _by_rule(events),
+        "technical_alerts": sum(1 for e in events if e["rule"] in TECHNICAL_RULES
+                                and e["state"] == "firing")}
     lines = [f"replay: {res.readings} readings of {len(res.patients)} patients from "
              f"{inp.lines} lines; {len(events)} alert events; {res.aggregates} window aggregates"]
     if inp.bad:
@@ -62,7 +65,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for rule, n in report["alerts_by_rule"].items():
         lines.append(f"  {rule}: {n} alerts")
     if labels is not None:
-        ev = evaluate(events, labels, patient_days=res.patient_days(), valid=red_band)
+        # the labels are about the patients: stale-data alarms are counted above, not here
+        ev = evaluate(physiological(events), labels, patient_days=res.patient_days(),
+                      valid=red_band)
         report["evaluation"] = ev.to_json()
         lines += ev.lines()
     if args.report:
