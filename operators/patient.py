@@ -130,32 +130,22 @@ class PatientLogic:
         self._personal_for: dict[str, list] = {}
         for p in self.personal:
             self._personal_for.setdefault(p.rule.signal.value, []).append(p)
-        self.news2 = self.news2_rule = None
-        if cfg.news2 is not None:
-            if st.news2 is None:
-                st.news2 = News2State()
-            self.news2 = cfg.news2.build(st.news2, key=patient)
-        if cfg.news2_rule is not None:
-            if st.news2_rule is None:
-                st.news2_rule = News2RuleState()
-            self.news2_rule = cfg.news2_rule.build(st.news2_rule, key=patient)
-        self.bp = None
-        if cfg.bp is not None:
-            if st.bp is None:
-                st.bp = BpMonitorState()
-            self.bp = cfg.bp.build(st.bp, key=patient)
-        self.concerns = None
-        if cfg.concerns is not None:
-            if st.concerns is None:
-                st.concerns = ConcernsState()
-            self.concerns = cfg.concerns.build(st.concerns, key=patient)
-        self.stale = None
-        if cfg.stale is not None:
-            if st.stale is None:
-                st.stale = StaleState()
-            self.stale = cfg.stale.build(st.stale, key=patient)
+        # The optional parts keep their state inside PatientState, made on first use.
+        self.news2 = self._part("news2", News2State)
+        self.news2_rule = self._part("news2_rule", News2RuleState)
+        self.bp = self._part("bp", BpMonitorState)
+        self.concerns = self._part("concerns", ConcernsState)
+        self.stale = self._part("stale", StaleState)
         # Everything after the reorder buffer that needs every signal in event-time order.
         self._ordered_all = cfg.anomaly is not None or cfg.news2 is not None or cfg.bp is not None
+
+    def _part(self, name: str, make_state: Any) -> Any:
+        part = getattr(self.cfg, name)
+        if part is None:
+            return None
+        if getattr(self.state, name) is None:
+            setattr(self.state, name, make_state())
+        return part.build(getattr(self.state, name), key=self.patient)
 
     # -- the operator contract --
 
