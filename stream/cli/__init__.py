@@ -8,6 +8,7 @@
     vitalstream import FILE          # Open mHealth data points into the pipeline
     vitalstream replay FILE          # shadow mode: recorded readings through the live flow
     vitalstream alerts serve|list|ack|snooze|resolve|history   # the alarm lifecycle
+    vitalstream outreach consume --group G --consumer C   # read and ack outreach messages
     vitalstream news2 [FILE|-]       # NEWS2 (RCP 2017) of JSON-line observations
     vitalstream bp-class --guideline acc-aha-2017|china-2018|esc-esh-2018 [FILE|-]
 """
@@ -259,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     from vitalstream.stream.cli.alerts import add_alert_commands
 
     add_alert_commands(sub)
+    from vitalstream.stream.cli.outreach import add_parser as add_outreach_parser
+
+    add_outreach_parser(sub)
     return p
 
 
