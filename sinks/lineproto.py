@@ -25,8 +25,12 @@ CR and tab are written as the two characters ``\n``, ``\r``, ``\t``.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from vitalstream.model import Reading, WindowAggregate
+
+if TYPE_CHECKING:
+    from vitalstream.operators.burden import BurdenPoint
 
 # The escape tables of influxdb-client 1.50 (influxdb_client.client.write.point:
 # _ESCAPE_MEASUREMENT, _ESCAPE_KEY, _ESCAPE_STRING), copied rather than imported
@@ -194,3 +198,34 @@ def bp_class_line(patient: str, event_ns: int, guideline: str, category: str, ra
     return (f"bp_class{_tags(category=category, guideline=guideline, patient=patient)} "
             f"dbp_mean={_float(dbp_mean)},n={int(n)}i,rank={int(rank)}i,sbp_mean={_float(sbp_mean)} "
             f"{event_ns}")
+
+
+_measurement = measurement  # burden_line's parameter has the name
+_BURDEN_COUNTS = ("raised", "acknowledged", "renotified", "escalated", "flapping", "suppressed",
+                  "resolved")
+_BURDEN_FIGURES = ("per_patient_day", "ack_share", "ack_p50_s", "ack_max_s")
+
+
+def burden_line(p: BurdenPoint, measurement: str = "alarm_burden") -> str:
+    """An interval's alarm burden (``vitalstream.operators.burden``): tags ``rule`` and
+    ``priority`` (``*`` for the totals), the counts as integers, the figures as floats
+    (left out when None), the other notice reasons as integers under their own names
+    (``reason_<name>`` if one is a field name above); time = the interval's start.
+
+    >>> from vitalstream.operators.burden import BurdenPoint
+    >>> print(burden_line(BurdenPoint(0, 3600 * 10**9, "bradycardia", "high", raised=3,
+    ...       per_patient_day=36.0, acknowledged=2, ack_share=2 / 3, ack_p50_s=120.0,
+    ...       ack_max_s=180.0, other=(("stable", 1),))))
+    alarm_burden,priority=high,rule=bradycardia ack_max_s=180,ack_p50_s=120,ack_share=0.6666666666666666,acknowledged=2i,escalated=0i,flapping=0i,per_patient_day=36,raised=3i,renotified=0i,resolved=0i,stable=1i,suppressed=0i 0
+    """
+    fields = {k: f"{int(getattr(p, k))}i" for k in _BURDEN_COUNTS}
+    for k in _BURDEN_FIGURES:
+        v = getattr(p, k)
+        if v is not None and math.isfinite(v):
+            fields[k] = _float(v)
+    for reason, n in p.other:
+        clash = reason in fields or reason in _BURDEN_FIGURES
+        fields[f"reason_{reason}" if clash else reason] = f"{int(n)}i"
+    body = ",".join(f"{field_key(k)}={v}" for k, v in sorted(fields.items()))
+    tags = _tags(priority=p.priority, rule=p.rule)
+    return f"{_measurement(measurement)}{tags} {body} {p.start_ns}"
