@@ -33,15 +33,30 @@ class Normaliser:
 
     ``max_clock_skew_ns``: a device time further than this from the receive time
     is replaced by the receive time and flagged ``CLOCK_CORRECTED``. ``None``
-    disables the check, as replays of historical data need.
+    disables the check and trusts every device time, as replays of recorded data need.
+
+    ``backfill_after_ns``: a reading measured longer than this before it was received
+    (a phone uploading yesterday) is back-fill: it keeps its own time and is flagged
+    ``HISTORICAL``, so it updates the stores and aggregates but never pages anyone as
+    if live. Up to ``backfill_max_ns`` old; beyond that a device time is a clock fault
+    (an RTC reset to 1970 or 2000) and is corrected like any other skew. Between the
+    skew and ``backfill_after_ns`` a reading is clock-corrected as before: a device
+    clock a few minutes behind must still alert, and it cannot be told from a short
+    upload. ``None``: no back-fill, every old reading is corrected.
 
     >>> n = Normaliser(max_clock_skew_ns=None)
     >>> r = n.normalise(RawReading("d1", "p1", "body_temp", 98.6, "[degF]", 0), recv_ns=0)
     >>> r.signal.value, round(r.value, 9), r.unit
     ('body_temp', 37.0, 'Cel')
+    >>> day = 86_400 * 10**9
+    >>> r = Normaliser().normalise(RawReading("d1", "p1", "heart_rate", 61, None, day), 2 * day)
+    >>> r.event_ns == day, r.quality.name
+    (True, 'HISTORICAL')
     """
 
     max_clock_skew_ns: int | None = 300 * 1_000_000_000
+    backfill_after_ns: int | None = 3600 * 1_000_000_000
+    backfill_max_ns: int = 7 * 86_400 * 1_000_000_000
 
     def normalise(self, raw: RawReading, recv_ns: int,
                   patient_of: PatientResolver = patient_from_payload) -> Reading | None:
@@ -62,7 +77,12 @@ class Normaliser:
         event_ns, quality = raw.event_ns, raw.quality
         skew = self.max_clock_skew_ns
         if skew is not None and abs(event_ns - recv_ns) > skew:
-            event_ns, quality = recv_ns, quality | Quality.CLOCK_CORRECTED
+            after = self.backfill_after_ns
+            age = recv_ns - event_ns
+            if after is not None and after < age <= self.backfill_max_ns:
+                quality = quality | Quality.HISTORICAL
+            else:
+                event_ns, quality = recv_ns, quality | Quality.CLOCK_CORRECTED
         patient = patient_of(raw)
         if patient is None:
             return None

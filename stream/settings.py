@@ -34,6 +34,17 @@ class PipelineConfig:
     rule_delay_s: float = 2.0
     dedup_horizon_s: float = 120.0
     max_clock_skew_s: float | None = 300.0
+    # Back-fill: a reading measured longer than this before it arrived (a phone uploading
+    # yesterday) keeps its time, is flagged HISTORICAL and never pages as if live; its
+    # windows close, and one summary message goes out, once none arrived for
+    # backfill_idle_s. Null: old readings are clock-corrected like any skew. Readings
+    # older than backfill_max_s are a clock fault (RTC reset) and corrected.
+    backfill_after_s: float | None = 3600.0
+    backfill_idle_s: float = 120.0
+    backfill_max_s: float = 7 * 86_400.0
+    # The broker connection lost this long raises one pipeline alarm (broker_lost), which
+    # stands for every patient's stale-data alarm until it is back. Null: no such alarm.
+    broker_lost_after_s: float | None = 30.0
     workers: int = 1
     shards: int = 64
     metrics_port: int | None = 9108
@@ -106,6 +117,7 @@ _ALLOWED: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
     ("pipeline", "shards"): (lambda v: v >= 1, "at least 1"),
     ("pipeline", "window_size_s"): (lambda v: v > 0, "greater than 0"),
     ("pipeline", "snapshot_interval_s"): (lambda v: v > 0, "greater than 0"),
+    ("pipeline", "backfill_idle_s"): (lambda v: v > 0, "greater than 0"),
     ("pipeline", "metrics_port"): (lambda v: v is None or 0 <= v <= 65535, "a port 0-65535"),
     ("mqtt", "url"): (lambda v: urlsplit(v).scheme in ("mqtt", "mqtts", "tcp", "ssl")
                       and bool(urlsplit(v).hostname), "mqtt://host[:port] or mqtts://..."),
@@ -115,6 +127,7 @@ _ALLOWED: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
                         and bool(urlsplit(v).hostname), "http(s)://host[:port]"),
 }
 for _name in ("allowed_lateness_s", "rule_delay_s", "dedup_horizon_s", "max_clock_skew_s",
+              "backfill_after_s", "backfill_max_s", "broker_lost_after_s",
               "idle_grace_s", "evict_after_s", "baseline_ttl_s"):
     _ALLOWED[("pipeline", _name)] = (lambda v: v is None or v >= 0, "0 or more")
 
