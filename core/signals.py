@@ -86,6 +86,9 @@ class Signal(str, Enum):
     OXYGEN = "oxygen"
     CONSCIOUSNESS = "consciousness"
     SPO2_SCALE = "spo2_scale"
+    # Device state where the source reports it (BLE Battery Level 0x2A19, a JSON field):
+    # stored like any reading, and the packaged battery_low rule is a technical alarm.
+    BATTERY = "battery"
 
     def __str__(self) -> str:  # the wire name, also in f-strings
         return self.value
@@ -189,6 +192,7 @@ CATALOGUE: dict[Signal, SignalSpec] = {
         SignalSpec(Signal.OXYGEN, "1", 0.0, 1.0, {"1": _identity}),
         SignalSpec(Signal.CONSCIOUSNESS, "1", 0.0, 4.0, {"1": _identity}),
         SignalSpec(Signal.SPO2_SCALE, "1", 1.0, 2.0, {"1": _identity}),
+        SignalSpec(Signal.BATTERY, "%", 0.0, 100.0, {"%": _identity}),
     )
 }
 

@@ -262,7 +262,7 @@ def test_default_yaml_loads_and_every_rule_has_a_comment():
 def test_default_yaml_every_rule_comment_names_its_source():
     _, comments = _yaml_rule_blocks()
     unsourced = [n for n, c in comments.items()
-                 if not re.search(r"NEWS2|ACC/AHA|BTS|ADA|NICE|IDSA", " ".join(c))]
+                 if not re.search(r"NEWS2|ACC/AHA|BTS|ADA|NICE|IDSA|Bluetooth SIG", " ".join(c))]
     assert unsourced == []
 
 

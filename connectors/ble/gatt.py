@@ -43,6 +43,7 @@ PLX_SPOT_CHECK = "2A5E"
 PLX_CONTINUOUS = "2A5F"
 GLUCOSE_MEASUREMENT = "2A18"
 WEIGHT_MEASUREMENT = "2A9D"
+BATTERY_LEVEL = "2A19"
 
 _BASE_UUID_TAIL = "-0000-1000-8000-00805f9b34fb"
 _FULL_UUID = re.compile(r"^0000([0-9a-f]{4})" + re.escape(_BASE_UUID_TAIL) + "$")
@@ -264,6 +265,18 @@ def decode_weight(data: bytes) -> dict[str, Any]:
     return out
 
 
+def decode_battery_level(data: bytes) -> dict[str, Any]:
+    """Battery Level (Battery Service): uint8, percent of full; 101-255 are reserved.
+
+    >>> decode_battery_level(bytes([0x4B]))
+    {'battery_pct': 75}
+    """
+    level = _Cursor(data, "Battery Level").uint(1, "battery level")
+    if level > 100:
+        raise _error("out_of_range", f"battery level {level} %: 101-255 are reserved")
+    return {"battery_pct": level}
+
+
 DECODERS: dict[str, Callable[[bytes], dict[str, Any]]] = {
     HEART_RATE_MEASUREMENT: decode_heart_rate,
     BLOOD_PRESSURE_MEASUREMENT: decode_blood_pressure,
@@ -272,6 +285,7 @@ DECODERS: dict[str, Callable[[bytes], dict[str, Any]]] = {
     PLX_CONTINUOUS: decode_plx_continuous,
     GLUCOSE_MEASUREMENT: decode_glucose,
     WEIGHT_MEASUREMENT: decode_weight,
+    BATTERY_LEVEL: decode_battery_level,
 }
 
 

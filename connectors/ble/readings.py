@@ -75,6 +75,7 @@ _FIELDS: dict[str, tuple[tuple[str, Signal, str], ...]] = {
         ("weight_kg", Signal.BODY_WEIGHT, "kg"),
         ("weight_lb", Signal.BODY_WEIGHT, "[lb_av]"),
     ),
+    gatt.BATTERY_LEVEL: (("battery_pct", Signal.BATTERY, "%"),),
 }
 
 
