@@ -8,6 +8,7 @@ to compare, and what InfluxDB stores. ``to_datetime`` gives an aware UTC view
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from enum import IntFlag
 
@@ -122,6 +123,9 @@ class AlertState:
     # the concern's priority (a notification, but of the same concern).
     GROUPED = "grouped"
     ESCALATED = "escalated"
+    # Not an alarm: the summary of a back-fill (readings measured long before they
+    # arrived), sent once as a message marked historical (operators/backfill.py).
+    HISTORICAL = "historical"
 
 
 def alert_id(patient: str, rule: str, episode_start_ns: int) -> str:
@@ -148,6 +152,9 @@ class Alert:
     message: str = ""  # the rule's fixed text (configured)
     explanation: str = ""  # what was unusual, e.g. "HR 104 /min, usual 66 +- 6 at rest"
     group: str = ""  # alert id of the concern this one joined (state grouped/escalated)
+    # A source's alarm (a gateway offline, the broker lost): the patients behind it, whose
+    # own technical alarms it stands for ("*": every patient)
+    covers: tuple[str, ...] = ()
 
     def __deepcopy__(self, memo: dict) -> "Alert":
         return self  # immutable: snapshots share it
@@ -174,7 +181,18 @@ class Alert:
             "message": self.message,
             "explanation": self.explanation,
             "group": self.group,
+            "covers": json.dumps(list(self.covers)) if self.covers else "",
         }
+
+
+@dataclass(slots=True, frozen=True)
+class Heard:
+    """A patient's data came in through a gateway at ``recv_ns``: what gateway liveness
+    (``operators.liveness.GatewayWatch``) is told, one per gateway and patient per message."""
+
+    gateway: str
+    patient: str
+    recv_ns: int
 
 
 @dataclass(slots=True, frozen=True)

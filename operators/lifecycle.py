@@ -25,6 +25,15 @@ records (who did what, when and why).
 - **Flapping**: a rule whose condition changes (raised or cleared) ``flap_changes`` times
   within ``flap_window_s`` becomes one ``flapping`` notice; its raises and clears are
   then recorded but not sent, until no change for ``flap_stable_s`` (``stable``).
+- **Hierarchical suppression**: while a source this patient depends on is down (its BLE
+  gateway, or the pipeline's broker connection: ``Suppress`` items, sent by the service
+  when that source's own alarm fires and resolves), the patient's technical alarms
+  (``suppressible``: no data, a gateway offline) are recorded but not sent: the source's
+  one alarm says it all. One that resolves while suppressed (data came back with the
+  source) closes quietly; one still active ``release_grace_s`` after the source came back
+  is raised then (this patient is silent for a reason of their own).
+- **Back-fill summaries** (alert state ``historical``) become one low-priority notice,
+  ``backfill``, marked historical: never an alarm.
 
 Time is the runtime's: items carry the time they reached it (the service stamps an alert
 with its arrival, so one on late-uploaded data is not overdue on arrival; a command with
@@ -83,6 +92,19 @@ class Command:
 
 
 @dataclass(frozen=True, slots=True)
+class Suppress:
+    """A source this patient depends on went down (``active``) or came back; ``source`` is
+    the alert id of that source's alarm."""
+
+    source: str
+    active: bool
+    event_ns: int
+
+    def __deepcopy__(self, memo: dict) -> "Suppress":
+        return self
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """One outreach message."""
 
@@ -92,7 +114,7 @@ class Notice:
     priority: str
     state: str  # active | acknowledged | resolved
     reason: str  # raised | priority_raised | renotify | escalated | recovered | resolved |
-    #              snooze_ended | flapping | stable
+    #              snooze_ended | flapping | stable | backfill; suppressed: recorded, not sent
     event_ns: int
     level: int = 0  # escalation level: 0 the primary team, 1.. the tiers
     tier: str = ""
@@ -100,6 +122,8 @@ class Notice:
     signal: str = ""
     value: float | None = None  # of the alert that raised or last changed the alarm
     threshold: float | None = None
+    covers: tuple[str, ...] = ()  # a source's alarm: the patients behind it ("*": all)
+    historical: bool = False  # about back-filled data, not about now
 
     def __deepcopy__(self, memo: dict) -> "Notice":
         return self
@@ -135,6 +159,8 @@ class Alarm:
     signal: str = ""
     value: float | None = None
     threshold: float | None = None
+    suppressed: bool = False  # recorded while its source was down: not sent (yet)
+    covers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -153,6 +179,8 @@ class LifecycleState:
     changes: dict[str, deque] = field(default_factory=dict)  # rule -> change times (flapping)
     flapping: dict[str, int] = field(default_factory=dict)  # rule -> last change while flapping
     now_ns: int = 0
+    suppressors: dict[str, int] = field(default_factory=dict)  # source alarm id -> since
+    release_ns: int | None = None  # when alarms held for a source that came back are sent
 
 
 @dataclass(frozen=True)
@@ -165,6 +193,8 @@ class Lifecycle:
     flap_changes: int = 4
     flap_window_s: float = 1800.0
     flap_stable_s: float = 900.0
+    suppressible: frozenset[str] = frozenset({"no_data", "gateway_offline"})
+    release_grace_s: float = 60.0  # a source is back: its patients' data has this long to follow
 
     def __post_init__(self) -> None:
         unknown = (set(self.latching) | set(self.escalate) | set(self.renotify_s)) - set(RANK)
@@ -193,6 +223,8 @@ class LifecycleLogic:
             out += self._command(item)
         elif type(item) is Alert:
             out += self._alert(item)
+        elif type(item) is Suppress:
+            self._suppress(item)
         return out, RETAIN
 
     def on_notify(self, now_ns: int) -> Emit:
@@ -206,8 +238,9 @@ class LifecycleLogic:
             due = earliest(due, s.until_ns)
         for rule, last in st.flapping.items():
             due = earliest(due, last + round(cfg.flap_stable_s * NS))
+        due = earliest(due, st.release_ns)
         for a in st.alarms.values():
-            if a.state != "active" or self._snoozed(a, a.priority):
+            if a.state != "active" or a.suppressed or self._snoozed(a, a.priority):
                 continue
             due = earliest(due, self._renotify_due(a), self._escalation_due(a))
         return due
@@ -224,15 +257,32 @@ class LifecycleLogic:
         st, cfg = self.st, self.cfg
         priority = PRIORITY_OF.get(a.severity, "medium")
         t = a.event_ns
+        if a.state == AlertState.HISTORICAL:
+            return [Notice(a.alert_id, a.patient, a.rule, "low", "historical", "backfill", t,
+                           explanation=a.explanation, signal=a.signal, value=_finite(a.value),
+                           historical=True)]
         if a.state in (AlertState.FIRING, AlertState.GROUPED, AlertState.ESCALATED):
             home = a.group if a.group and a.group in st.alarms else None
+            if home is None:
+                lost = self._lost_episode(a)
+                if lost is not None:
+                    # The rule's earlier episode is still open here, so the pipeline lost
+                    # track of it (a crash before its state was saved) and found the same
+                    # problem again: the same alarm, under the new id, and no second page.
+                    lost.members.discard(lost.alert_id)
+                    st.member_of.pop(lost.alert_id, None)
+                    home = lost.alert_id
             if home is None:  # a new concern: a new alarm
                 alarm = st.alarms[a.alert_id] = Alarm(a.alert_id, a.patient, a.rule, priority, t,
                                                       a.explanation, notified_ns=t,
                                                       signal=a.signal, value=_finite(a.value),
-                                                      threshold=_finite(a.threshold))
+                                                      threshold=_finite(a.threshold),
+                                                      covers=a.covers)
                 alarm.members.add(a.alert_id)
                 st.member_of[a.alert_id] = a.alert_id
+                if a.rule in cfg.suppressible and (st.suppressors or st.release_ns is not None):
+                    alarm.suppressed = True
+                    return [self._notice(alarm, "suppressed", t)]
                 if self._flap(a.rule, t):
                     return [self._notice(alarm, "flapping", t)]
                 if a.rule in st.flapping or self._snoozed(alarm, priority):
@@ -261,6 +311,8 @@ class LifecycleLogic:
             if alarm.members:
                 return []
             alarm.present = False
+            if alarm.suppressed:  # back with its source: nobody was told, nobody is now
+                return self._close(alarm, t, quiet=True)
             started = self._flap(alarm.rule, t)
             quiet = started or alarm.rule in st.flapping
             out = [self._notice(alarm, "flapping", t)] if started else []
@@ -268,6 +320,34 @@ class LifecycleLogic:
                 return out if quiet else [self._notice(alarm, "recovered", t)]
             return out + self._close(alarm, t, quiet)
         return []  # realert: the lifecycle owns re-notification
+
+    def _lost_episode(self, a: Alert) -> Alarm | None:
+        """An open alarm this rule opened, on the same signal, whose condition still holds."""
+        for x in self.st.alarms.values():
+            if x.rule == a.rule and x.signal == a.signal and x.present \
+                    and x.alert_id in x.members and x.alert_id != a.alert_id:
+                return x
+        return None
+
+    def _suppress(self, s: Suppress) -> None:
+        st = self.st
+        if s.active:
+            st.suppressors.setdefault(s.source, s.event_ns)
+            st.release_ns = None
+        elif st.suppressors.pop(s.source, None) is not None and not st.suppressors:
+            st.release_ns = s.event_ns + round(self.cfg.release_grace_s * NS)
+
+    def _release(self, now: int) -> list:
+        """The sources are back and the grace is over: what is still silent is raised."""
+        self.st.release_ns = None
+        out = []
+        for a in self.st.alarms.values():
+            if a.suppressed:
+                a.suppressed = False
+                if a.state == "active" and a.present:
+                    a.raised_ns = a.notified_ns = now  # escalation counts from being told
+                    out.append(self._notice(a, "raised", now))
+        return out
 
     def _close(self, alarm: Alarm, t: int, quiet: bool = False) -> list:
         alarm.state = "resolved"
@@ -352,11 +432,14 @@ class LifecycleLogic:
     def _due(self, now: int) -> list:
         st, cfg = self.st, self.cfg
         out: list[Any] = []
+        if st.release_ns is not None and st.release_ns <= now:
+            out += self._release(now)
         ended = [s for s in st.snoozes if s.until_ns <= now]
         if ended:
             st.snoozes = [s for s in st.snoozes if s.until_ns > now]
             for a in st.alarms.values():
-                if a.state == "active" and a.present and not self._snoozed(a, a.priority) and any(
+                if a.state == "active" and a.present and not a.suppressed \
+                        and not self._snoozed(a, a.priority) and any(
                         s.patient == a.patient and (s.rule is None or s.rule == a.rule)
                         for s in ended):
                     a.notified_ns = now
@@ -368,7 +451,8 @@ class LifecycleLogic:
                     if a.rule == rule:
                         out.append(self._notice(a, "stable", now))
         for a in list(st.alarms.values()):
-            if a.state != "active" or self._snoozed(a, a.priority) or a.rule in st.flapping:
+            if a.state != "active" or a.suppressed or self._snoozed(a, a.priority) \
+                    or a.rule in st.flapping:
                 continue
             due = self._renotify_due(a)
             if due is not None and due <= now:
@@ -384,7 +468,7 @@ class LifecycleLogic:
     def _notice(self, a: Alarm, reason: str, t: int) -> Notice:
         tier = self.cfg.tiers[a.level - 1].name if a.level else ""
         return Notice(a.alert_id, a.patient, a.rule, a.priority, a.state, reason, t, a.level,
-                      tier, a.explanation, a.signal, a.value, a.threshold)
+                      tier, a.explanation, a.signal, a.value, a.threshold, a.covers)
 
 
 def _finite(x: float) -> float | None:

@@ -23,14 +23,15 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from vitalstream.model import Alert, AlertState, Reading, WindowAggregate, alert_id
+from vitalstream.model import Alert, AlertState, Quality, Reading, WindowAggregate, alert_id
 from vitalstream.signals import Signal
 from vitalstream.operators.clock import EventClock, EventClockState
 from vitalstream.operators.contract import DISCARD, RETAIN, Emit, earliest, snapshot_of
+from vitalstream.operators.backfill import Backfill, BackfillState
 from vitalstream.operators.bp_monitor import BpAlert, BpMonitor, BpMonitorState, BpResult
 from vitalstream.operators.concerns import Concerns, ConcernsState
 from vitalstream.operators.dedup import Dedup, DedupState
-from vitalstream.operators.liveness import StaleData, StaleState
+from vitalstream.operators.liveness import ContactState, ContactWatch, StaleData, StaleState
 from vitalstream.operators.news2 import NEWS2_INPUTS, News2, News2Result, News2State
 from vitalstream.operators.news2_alerts import News2Rule, News2RuleState
 from vitalstream.operators.personal import PersonalRule
@@ -57,6 +58,10 @@ class PatientFlow:
     concerns: Concerns | None = None  # group alerts of one patient problem (None: every rule pages)
     bp_alerts: bool = True  # a rise of the BP class is an (info) alert, else a result only
     stale: StaleData | None = None  # "no data for T" per signal, on processing time
+    # HISTORICAL readings (back-fill) in windows of their own, with one summary at the
+    # end; None: they share the live windows (late ones are then lost to the aggregates)
+    backfill: Backfill | None = None
+    contact: ContactWatch | None = None  # readings all flagged (no skin contact) for a while
 
     def __post_init__(self) -> None:
         covered = set(getattr(self.anomaly, "detectors", {}) or {})
@@ -89,6 +94,8 @@ class PatientState:
     bp: BpMonitorState | None = None
     concerns: ConcernsState | None = None
     stale: StaleState | None = None
+    backfill: BackfillState | None = None
+    contact: ContactState | None = None
 
 
 _BP = (Signal.BP_SYSTOLIC, Signal.BP_DIASTOLIC)
@@ -136,8 +143,11 @@ class PatientLogic:
         self.bp = self._part("bp", BpMonitorState)
         self.concerns = self._part("concerns", ConcernsState)
         self.stale = self._part("stale", StaleState)
+        self.backfill = self._part("backfill", BackfillState)
+        self.contact = self._part("contact", ContactState)
         # Everything after the reorder buffer that needs every signal in event-time order.
-        self._ordered_all = cfg.anomaly is not None or cfg.news2 is not None or cfg.bp is not None
+        self._ordered_all = (cfg.anomaly is not None or cfg.news2 is not None or cfg.bp is not None
+                             or cfg.contact is not None)
 
     def _part(self, name: str, make_state: Any) -> Any:
         part = getattr(self.cfg, name)
@@ -155,6 +165,11 @@ class PatientLogic:
         at = r.recv_ns if r.recv_ns > 0 else None
         if r.recv_ns > st.last_recv_ns:
             st.last_recv_ns = r.recv_ns
+        if self.backfill is not None and r.quality & Quality.HISTORICAL:
+            # Off the live clock and the stale timers: yesterday's data moves neither.
+            st.last_seen_ns = max(st.last_seen_ns, at if at is not None else st.clock.wall_at_max_ns)
+            out = self.backfill.on_reading(r, st.last_seen_ns)
+            return out + self._advance(self.clock.now_ns(at, commit=True)), RETAIN
         self.clock.observe(r.event_ns, at)
         now = self.clock.now_ns(at, commit=True)
         st.last_seen_ns = max(st.last_seen_ns, at if at is not None else st.clock.wall_at_max_ns)
@@ -175,8 +190,12 @@ class PatientLogic:
 
     def on_notify(self, now_ns: int) -> Emit:
         silent = [] if self.stale is None else self.stale.fire(now_ns)
+        if self.backfill is not None:
+            silent += self.backfill.fire(now_ns)
         evict = self.cfg.evict_after_ns
         if evict is not None and now_ns >= self.state.last_seen_ns + evict:
+            if self.backfill is not None:
+                silent += self.backfill.flush(now_ns)
             return silent + self._advance(self.clock.now_ns(now_ns), final=True), DISCARD
         return silent + self._advance(self.clock.now_ns(now_ns, commit=True)), RETAIN
 
@@ -188,11 +207,15 @@ class PatientLogic:
         evict = self.cfg.evict_after_ns
         return earliest(None if due is None else self.clock.wall_time_of(due),
                         None if evict is None else self.state.last_seen_ns + evict,
-                        None if self.stale is None else self.stale.due())
+                        None if self.stale is None else self.stale.due(),
+                        None if self.backfill is None else self.backfill.due())
 
     def on_eof(self) -> Emit:
         """Bounded input has ended: release the buffer and close every window."""
-        return self._advance(self.clock.now_ns(), final=True), RETAIN
+        out = self._advance(self.clock.now_ns(), final=True)
+        if self.backfill is not None:
+            out += self.backfill.flush(self.state.last_seen_ns)
+        return out, RETAIN
 
     def snapshot(self) -> PatientState:
         # Window and rules work on their parts of ``state`` in place; the detectors keep
@@ -223,6 +246,8 @@ class PatientLogic:
         return out
 
     def _evaluate(self, r: Reading) -> list[Output]:
+        # a technical alarm, not part of any clinical concern: kept out of the grouping
+        technical = [] if self.contact is None else self.contact.on_reading(r)
         out: list[Output] = []
         if self.anomaly is not None:
             scored = self.anomaly.on_reading(r)
@@ -251,7 +276,7 @@ class PatientLogic:
             if alerts:
                 grouped = iter(self.concerns.on_alerts(alerts))
                 out = [next(grouped) if type(x) is Alert else x for x in out]
-        return out
+        return technical + out if technical else out
 
     @property
     def late_window(self) -> int:

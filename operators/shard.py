@@ -14,6 +14,10 @@ Eviction: a patient a ``PatientLogic`` discards (silent for ``evict_after``)
 leaves the host; its anomaly baselines stay, compact, in ``dormant`` for
 ``baseline_ttl_ns`` and seed the patient's logic when they return. After that
 the patient's detectors restart from population priors.
+
+Gateways: ``Heard`` items (a patient's data came through a BLE gateway) are keyed by the
+gateway (``shard_of(GATEWAY_KEY + gateway)``) and kept here too, one ``GatewayLogic`` per
+gateway with its offline timer: the same step, state and snapshots as the patients.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from vitalstream.model import Reading
+from vitalstream.model import Heard, Reading
+from vitalstream.operators.liveness import GATEWAY_KEY, GatewayLogic, GatewayState, GatewayWatch
 from vitalstream.operators.clock import FrontierClock
-from vitalstream.operators.contract import RETAIN, Emit, snapshot_of
+from vitalstream.operators.contract import RETAIN, Emit, earliest, snapshot_of
 from vitalstream.operators.patient import Output, PatientFlow, PatientLogic, PatientState
 
 NS = 1_000_000_000
@@ -35,6 +40,13 @@ NS = 1_000_000_000
 def shard_of(patient: str, shards: int) -> str:
     """Stable across processes and runs (``hash()`` of a str is salted per process)."""
     return str(zlib.crc32(patient.encode()) % shards)
+
+
+def shard_key(item: "Reading | Heard", shards: int) -> str:
+    """The shard of what the host is fed: a reading by its patient, ``Heard`` by its gateway."""
+    if type(item) is Heard:
+        return shard_of(GATEWAY_KEY + item.gateway, shards)
+    return shard_of(item.patient, shards)
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class PatientHost:
     idle_grace_ns: int = 0
     baseline_ttl_ns: int = 30 * 86_400 * NS
     caught_up: Callable[[], bool] | None = None
+    gateways: GatewayWatch | None = None  # None: gateway liveness off (Heard is ignored)
 
     def build(self, resume_state: "HostState | None" = None, *, key: str = "") -> "ShardHost":
         return ShardHost(self, resume_state)
@@ -58,6 +71,7 @@ class HostState:
     patients: dict[str, PatientState] = field(default_factory=dict)
     dormant: dict[str, tuple[int, Any]] = field(default_factory=dict)  # patient -> (since, baseline)
     evicted: int = 0
+    gateways: dict[str, GatewayState] = field(default_factory=dict)
 
 
 class ShardHost:
@@ -76,6 +90,10 @@ class ShardHost:
                 self.frontier.saw(pst.last_recv_ns)  # the frontier survives a restart
         for patient in self.patients:
             self._schedule(patient)
+        self.gateways: dict[str, GatewayLogic] = {}
+        if cfg.gateways is not None:
+            for g, gst in st.gateways.items():
+                self.gateways[g] = cfg.gateways.build(gst, key=g)
 
     # -- the operator contract --
 
@@ -87,6 +105,10 @@ class ShardHost:
         touched = set()
         for r in readings:
             self.frontier.saw(r.recv_ns)
+            if type(r) is Heard:
+                if self.cfg.gateways is not None:
+                    out.extend(self._gateway(r.gateway).heard(r.patient, r.recv_ns))
+                continue
             out.extend(self._logic(r.patient).on_item(r)[0])
             touched.add(r.patient)
         for p in touched:
@@ -113,6 +135,8 @@ class ShardHost:
             # Rescheduled after the loop: a deadline that is still "now" waits for
             # the next call instead of spinning here.
             self._schedule(patient)
+        for g in sorted(self.gateways):  # a handful per shard: no heap needed
+            out.extend(self.gateways[g].fire(now))
         return out, RETAIN
 
     def saw_time(self, system_ns: int) -> None:
@@ -123,7 +147,9 @@ class ShardHost:
     def notify_at(self) -> int | None:
         """System time of the next timer, as the frontier clock would reach it if data keeps
         coming at its last pace (from the last system time handed in, never read)."""
-        return self.frontier.to_system(self._timers[0][0]) if self._timers else None
+        due = earliest(self._timers[0][0] if self._timers else None,
+                       *(g.due() for g in self.gateways.values()))
+        return None if due is None else self.frontier.to_system(due)
 
     def on_eof(self) -> Emit:
         """Bounded input has ended: flush every buffer and close every window."""
@@ -136,8 +162,9 @@ class ShardHost:
 
     def snapshot(self) -> HostState:
         patients = {p: logic.snapshot() for p, logic in self.patients.items()}
-        return dataclasses.replace(snapshot_of(dataclasses.replace(self.state, patients={})),
-                                   patients=patients)
+        return dataclasses.replace(
+            snapshot_of(dataclasses.replace(self.state, patients={}, gateways={})),
+            patients=patients, gateways={g: lg.snapshot() for g, lg in self.gateways.items()})
 
     # -- internals --
 
@@ -149,6 +176,13 @@ class ShardHost:
             if dormant is not None:
                 resume = PatientState(anomaly=dormant[1])
             logic = self.patients[patient] = self.flow.build(resume, key=patient)
+        return logic
+
+    def _gateway(self, gateway: str) -> GatewayLogic:
+        logic = self.gateways.get(gateway)
+        if logic is None:
+            gst = self.state.gateways[gateway] = GatewayState()
+            logic = self.gateways[gateway] = self.cfg.gateways.build(gst, key=gateway)
         return logic
 
     def _schedule(self, patient: str) -> None:

@@ -10,7 +10,8 @@ Keys (``prefix`` default ``vitalstream``):
   care-team tool consumes with a consumer group;
 - ``<prefix>:audit`` (stream): who acknowledged, snoozed or resolved what, when and why;
 - ``<prefix>:alarm-commands`` (stream): commands from the CLI or an API, applied by the
-  running service.
+  running service;
+- ``<prefix>:alarm-burden-state``: the alarm-burden meter's state (pickled), when one runs.
 
 ``commit`` writes a patient's new state, its open alarms, its notices and audit entries,
 and acknowledges the input entries it consumed, in one ``MULTI``/``EXEC``: a crash
@@ -42,6 +43,7 @@ class RedisAlarmState:
         self.audit = f"{prefix}:audit"
         self.commands = f"{prefix}:alarm-commands"
         self._patients = f"{prefix}:alarm-patients"
+        self._burden = f"{prefix}:alarm-burden-state"
 
     def _state_key(self, patient: str) -> str:
         return f"{self.prefix}:lifecycle:{patient}"
@@ -64,7 +66,26 @@ class RedisAlarmState:
                acks: Iterable[tuple[str, str, bytes]] = ()) -> None:
         """State, open alarms, notices, audit and the input acks of one patient, atomically.
         ``acks``: (stream, group, entry id) of the inputs this change consumed."""
+        self.commit_many([(patient, state, outputs, acks)])
+
+    def commit_many(self, changes: Iterable[tuple[str, LifecycleState, Iterable[object],
+                                                  Iterable[tuple[str, str, bytes]]]],
+                    burden: Any = None) -> None:
+        """``commit`` for several patients in one transaction (with the alarm-burden meter's
+        state, ``burden``, when one runs)."""
         p = self.r.pipeline(transaction=True)
+        for patient, state, outputs, acks in changes:
+            self._stage(p, patient, state, outputs, acks)
+        if burden is not None:
+            p.set(self._burden, pickle.dumps(burden, protocol=pickle.HIGHEST_PROTOCOL))
+        p.execute()
+
+    def load_burden(self) -> Any:
+        blob = self.r.get(self._burden)
+        return None if blob is None else pickle.loads(blob)
+
+    def _stage(self, p: Any, patient: str, state: LifecycleState, outputs: Iterable[object],
+               acks: Iterable[tuple[str, str, bytes]]) -> None:
         p.set(self._state_key(patient), pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
         p.sadd(self._patients, patient)
         p.delete(self._alarms_key(patient))
@@ -72,7 +93,13 @@ class RedisAlarmState:
             p.hset(self._alarms_key(patient), mapping={
                 aid: json.dumps(_alarm_json(a)) for aid, a in state.alarms.items()})
         for x in outputs:
-            if type(x) is Notice:
+            if type(x) is Notice and x.reason == "suppressed":
+                # held back by design (its source's alarm stands for it): history, not outreach
+                p.xadd(self.audit, _fields({"alert_id": x.alert_id, "patient": x.patient,
+                                            "event_ns": x.event_ns, "who": "vitalstream",
+                                            "action": "suppressed", "reason": x.explanation,
+                                            "detail": x.rule}))
+            elif type(x) is Notice:
                 msg = outreach_message(x)
                 p.xadd(self.outreach, {"message": json.dumps(msg), **_fields(
                     {k: msg[k] for k in ("alert_id", "patient", "rule", "priority", "reason",
@@ -81,7 +108,6 @@ class RedisAlarmState:
                 p.xadd(self.audit, _fields(asdict(x)))
         for stream, group, entry in acks:
             p.xack(stream, group, entry)
-        p.execute()
 
     def ensure_group(self, stream: str, group: str) -> None:
         try:
@@ -135,21 +161,25 @@ def outreach_message(n: Notice) -> dict:
     """A notice as the outreach stream carries it (field ``message``, JSON)."""
     try:
         unit = spec(n.signal).unit
-    except KeyError:  # news2 (a score), the two-signal crisis rule
+    except KeyError:  # news2 (a score), the two-signal crisis rule, a back-fill
         unit = "mm[Hg]" if "bp_systolic" in n.signal else ""
+    if n.historical:
+        unit = "{readings}"  # a back-fill summary's value is how many it held
     return {"schema": SCHEMA, "alert_id": n.alert_id, "patient": n.patient, "rule": n.rule,
             "priority": n.priority, "state": n.state, "reason": n.reason,
             "event_time": iso_z(n.event_ns), "event_ns": n.event_ns, "level": n.level,
             "tier": n.tier, "signal": n.signal, "value": n.value, "unit": unit,
             "threshold": n.threshold, "explanation": n.explanation,
-            "ack": f"vitalstream alerts ack {n.alert_id} --by WHO"}
+            "ack": f"vitalstream alerts ack {n.alert_id} --by WHO",
+            **({"covers": list(n.covers)} if n.covers else {}),
+            **({"historical": True} if n.historical else {})}
 
 
 def _alarm_json(a: Any) -> dict:
     return {"alert_id": a.alert_id, "patient": a.patient, "rule": a.rule,
             "priority": a.priority, "state": a.state, "present": a.present,
             "level": a.level, "raised_ns": a.raised_ns, "explanation": a.explanation,
-            "members": sorted(a.members)}
+            "members": sorted(a.members), "suppressed": a.suppressed, "covers": list(a.covers)}
 
 
 def _fields(d: dict) -> dict[str, str]:

@@ -22,6 +22,7 @@ from bytewax.testing import run_main
 from vitalstream.connectors.mqtt import MqttConfig, MqttReceiver
 from vitalstream.model import Alert
 from vitalstream.operators.dedup import LockedDedup
+from vitalstream.operators.liveness import LinkWatch
 from vitalstream.operators.shard import ShardHost
 from vitalstream.stream import assembly
 from vitalstream.stream.settings import Settings
@@ -38,10 +39,11 @@ log = logging.getLogger(__name__)
 class _StoppableReceiver:
     """Wraps a receiver so a stop request or a long silence ends the input."""
 
-    def __init__(self, inner: MqttReceiver, stop: threading.Event) -> None:
+    def __init__(self, inner: MqttReceiver, stop: threading.Event, link=None) -> None:
         self.inner = inner
         self.stop_event = stop
         self._last = time.monotonic()
+        self.link = link  # LinkLogic: this receiver reports the broker connection's alarm
 
     def start(self) -> None:
         self.inner.start()
@@ -52,6 +54,9 @@ class _StoppableReceiver:
         batch = self.inner.drain(max_items)
         if batch:
             self._last = time.monotonic()
+        if self.link is not None:
+            # its alarm travels with the messages (ingest passes it to the store's sink)
+            return self.link.observe(self.inner.connected, time.time_ns()) + batch
         return batch
 
     def idle_for_s(self) -> float:
@@ -160,7 +165,10 @@ class Pipeline:
         r = MqttReceiver(cfg, client_suffix=f"-{index}" if count > 1 else "", polled=True)
         with self.live.lock:
             self.live.receivers.append(r)
-        return _StoppableReceiver(r, self.stop_event)
+        after = self.settings.pipeline.broker_lost_after_s
+        # one report for the deployment: worker indexes are global, so worker 0 is in process 0
+        link = LinkWatch(after).build() if index == 0 and after is not None else None
+        return _StoppableReceiver(r, self.stop_event, link)
 
     def _influx(self, index: int, role: str) -> InfluxWriter:
         from dataclasses import replace
@@ -250,8 +258,10 @@ class Pipeline:
         if self.settings.pipeline.lifecycle and self.process_id in (None, 0):
             from vitalstream.stream.alarms import AlarmThread
 
+            burden_lines = self._influx(0, "alarm-burden")
             alarms = AlarmThread(self.settings.redis.url, self.settings.redis.alerts_stream,
-                                 assembly.lifecycle(self.settings)).start()
+                                 assembly.lifecycle(self.settings), lines=burden_lines,
+                                 monitored=lambda: self.live.totals()["patients"]).start()
         # Long-lived state (patients, baselines) need not be scanned by every young-
         # generation collection; at thousands of readings/s the default threshold
         # (700 allocations) spends ~9 % of the time in the collector.
@@ -274,5 +284,7 @@ class Pipeline:
                 writer.finish()
             if alarms is not None:
                 alarms.stop()
+                burden_lines.flush_spool()
+                burden_lines.close()
             self.metrics.close()
         return self.live.totals()

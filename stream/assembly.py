@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Callable
 
 from vitalstream.errors import ConfigError
+from vitalstream.operators.backfill import Backfill
 from vitalstream.operators.bp_monitor import BpMonitor
 from vitalstream.operators.concerns import Concerns
 from vitalstream.operators.dedup import Dedup
-from vitalstream.operators.liveness import StaleData
+from vitalstream.operators.liveness import ContactWatch, GatewayWatch, StaleData
 from vitalstream.signals import Signal
 from vitalstream.operators.normalise import Normaliser, PatientResolver, patient_from_payload
 from vitalstream.operators.news2 import News2
@@ -49,8 +50,9 @@ def window_size_ns(settings: Settings) -> int:
     return ns(settings.pipeline.window_size_s)
 
 
-def patient_flow(settings: Settings, *, detectors: bool = True) -> PatientFlow:
-    """Windows, rules and (unless ``detectors=False``, as for history) anomaly detectors."""
+def patient_flow(settings: Settings, *, detectors: bool = True, live: bool = True) -> PatientFlow:
+    """Windows, rules and (unless ``detectors=False``, as for history) anomaly detectors;
+    ``live=False`` (an import, all history): no separate back-fill path."""
     p = settings.pipeline
     doc = rules_document(settings)
     anomaly = None
@@ -81,11 +83,23 @@ def patient_flow(settings: Settings, *, detectors: bool = True) -> PatientFlow:
                            BpMonitor(**bp) if "bp" in doc else None,
                            Concerns() if group else None, bp_alerts,
                            StaleData({Signal(str(k)).value: float(v) for k, v in stale.items()})
-                           if stale else None)
+                           if stale else None,
+                           Backfill(window(settings), p.backfill_idle_s)
+                           if live and _backfills(settings) else None,
+                           _contact(doc.get("contact")))
     except ConfigError as err:  # name the file the bad rule is in
         raise ConfigError(err.step, None, err.reason, f"{where}: {err.detail}") from None
     except (ValueError, TypeError) as err:  # TypeError: an unknown key of a section
         raise ConfigError("rules", None, "bad_rule", f"{where}: {err}") from None
+
+
+def _contact(spec: object) -> ContactWatch | None:
+    """The rules file's ``contact:`` section (``for_s``, ``severity``; ``false``: off)."""
+    if spec is None or spec is False:
+        return None
+    if not isinstance(spec, dict):
+        raise ConfigError("rules", None, "bad_rule", f"contact: expected a mapping or false, got {spec!r}")
+    return ContactWatch(**spec)
 
 
 def _news2(spec: object) -> tuple[News2 | None, News2Rule | None]:
@@ -111,16 +125,47 @@ def _news2(spec: object) -> tuple[News2 | None, News2Rule | None]:
 def patient_host(settings: Settings, *, flow: PatientFlow | None = None,
                  caught_up: Callable[[], bool] | None = None) -> PatientHost:
     p = settings.pipeline
-    return PatientHost(flow if flow is not None else patient_flow(settings),
-                       ns(p.idle_grace_s), ns(p.baseline_ttl_s), caught_up)
+    flow = flow if flow is not None else patient_flow(settings)
+    return PatientHost(flow, ns(p.idle_grace_s), ns(p.baseline_ttl_s), caught_up,
+                       gateways(settings, flow.stale))
+
+
+def gateways(settings: Settings, stale: StaleData | None = None) -> GatewayWatch | None:
+    """The rules file's ``gateways:`` section (``offline_after_s``, ``remember_s``;
+    ``false``: off). The gateway's alarm must come before its patients' stale-data ones,
+    or those would page before it could stand for them: a T not below every stale T is
+    refused."""
+    spec = rules_document(settings).get("gateways")
+    if spec is None or spec is False:
+        return None
+    where = settings.rules_path or "packaged rules-default.yaml"
+    try:
+        if not isinstance(spec, dict):
+            raise TypeError(f"expected a mapping or false, got {spec!r}")
+        watch = GatewayWatch(**spec)
+    except (TypeError, ValueError) as err:
+        raise ConfigError("rules", None, "bad_rule", f"{where}: gateways: {err}") from None
+    if stale is not None and stale.after_s and watch.offline_after_s >= min(stale.after_s.values()):
+        raise ConfigError("rules", None, "bad_rule",
+                          f"{where}: gateways.offline_after_s {watch.offline_after_s:g} s must "
+                          f"be shorter than every stale: T ({min(stale.after_s.values()):g} s)")
+    return watch
 
 
 def dedup(settings: Settings) -> Dedup:
     return Dedup(ns(settings.pipeline.dedup_horizon_s))
 
 
+def _backfills(settings: Settings) -> bool:
+    """Does the live path flag back-fill? Not when device times are trusted whatever their
+    age (``max_clock_skew_s: null``, recorded data), nor with ``backfill_after_s: null``."""
+    p = settings.pipeline
+    return p.max_clock_skew_s is not None and p.backfill_after_s is not None
+
+
 def normaliser(settings: Settings) -> Normaliser:
-    return Normaliser(ns(settings.pipeline.max_clock_skew_s))
+    p = settings.pipeline
+    return Normaliser(ns(p.max_clock_skew_s), ns(p.backfill_after_s), ns(p.backfill_max_s))
 
 
 def resolver(settings: Settings) -> PatientResolver:
@@ -146,14 +191,15 @@ def ingest(settings: Settings, *, patient_of: PatientResolver | None = None,
 
 def history_flow(settings: Settings) -> PatientFlow:
     """The per-patient flow for historical data: windows and rules, no detectors learning."""
-    return patient_flow(settings, detectors=False)
+    return patient_flow(settings, detectors=False, live=False)
 
 
 def lifecycle(settings: Settings) -> "Lifecycle":
     """The alarm lifecycle policy: the rules file's ``lifecycle:`` section, else the defaults.
 
     ``latching``/``escalate``: lists of priorities; ``renotify_s``: priority -> seconds (null:
-    never); ``tiers``: [{name, after_s}, ...]; ``flap``: {changes, window_s, stable_s}."""
+    never); ``tiers``: [{name, after_s}, ...]; ``flap``: {changes, window_s, stable_s};
+    ``suppressible``: rules a source's alarm stands for; ``release_grace_s``."""
     from vitalstream.operators.lifecycle import Lifecycle, Tier
 
     spec = rules_document(settings).get("lifecycle")
@@ -163,7 +209,8 @@ def lifecycle(settings: Settings) -> "Lifecycle":
     try:
         if not isinstance(spec, dict):
             raise TypeError("expected a mapping")
-        unknown = set(spec) - {"latching", "renotify_s", "escalate", "tiers", "flap"}
+        unknown = set(spec) - {"latching", "renotify_s", "escalate", "tiers", "flap",
+                               "suppressible", "release_grace_s"}
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}")
         kw: dict = {}
@@ -175,6 +222,10 @@ def lifecycle(settings: Settings) -> "Lifecycle":
             kw["renotify_s"] = {k: (None if v is None else float(v)) for k, v in spec["renotify_s"].items()}
         if "tiers" in spec:
             kw["tiers"] = tuple(Tier(str(t["name"]), float(t["after_s"])) for t in spec["tiers"])
+        if "suppressible" in spec:
+            kw["suppressible"] = frozenset(str(r) for r in spec["suppressible"])
+        if "release_grace_s" in spec:
+            kw["release_grace_s"] = float(spec["release_grace_s"])
         flap = spec.get("flap") or {}
         for key, name in (("changes", "flap_changes"), ("window_s", "flap_window_s"),
                           ("stable_s", "flap_stable_s")):

@@ -25,9 +25,9 @@ from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from vitalstream.model import Message, Reading
+from vitalstream.model import Heard, Message, Reading
 from vitalstream.clock import Clock, SystemClock
-from vitalstream.operators.shard import HostState, PatientHost, ShardHost, shard_of
+from vitalstream.operators.shard import HostState, PatientHost, ShardHost, shard_key
 from vitalstream.stream.ingest import Ingest
 
 Receiver = Callable[[int, int], "ReceiverLike"]
@@ -175,8 +175,8 @@ def build_flow(source, make_ingest: Callable[[], Ingest], host: PatientHost,
     ingest = _PerThread(make_ingest)
     outcomes = op.flat_map_batch("ingest", msgs, ingest)
     op.output("store", outcomes, outcome_sink)
-    readings = op.filter("readings", outcomes, lambda o: type(o) is Reading)
-    keyed = op.key_on("shard", readings, lambda r: shard_of(r.patient, shards))
+    readings = op.filter("readings", outcomes, lambda o: type(o) is Reading or type(o) is Heard)
+    keyed = op.key_on("shard", readings, lambda r: shard_key(r, shards))
 
     def builder(resume: HostState | None) -> _ShardLogic:
         return _ShardLogic(host.build(resume), clock, on_host, eof_flush, durable)

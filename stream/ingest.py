@@ -14,7 +14,7 @@ from typing import Callable, Union
 from vitalstream.connectors.codecs import default_codecs, parse_topic
 from vitalstream.errors import VitalstreamError
 from vitalstream.ids import check_identifier
-from vitalstream.model import DeadLetter, Message, RawReading, Reading
+from vitalstream.model import Alert, DeadLetter, Heard, Message, RawReading, Reading
 from vitalstream.operators.dedup import Dedup
 from vitalstream.operators.normalise import Normaliser, PatientResolver, patient_from_payload
 
@@ -35,7 +35,9 @@ class Quarantined:
     topic: str
 
 
-Outcome = Union[Reading, DeadLetter, Quarantined, Ack]
+# Heard: which gateway a patient's data came through (for gateway liveness); Alert: the
+# receiver's own, about its broker connection (it reaches Redis with the dead letters)
+Outcome = Union[Reading, DeadLetter, Quarantined, Ack, Heard, Alert]
 
 
 @dataclass
@@ -78,6 +80,9 @@ class Ingest:
 
     def process(self, msg: Message, out: list[Outcome]) -> None:
         """Append the outcomes of one message (always ending with its Ack) to ``out``."""
+        if type(msg) is Alert:  # the source's word about its link, not a message
+            out.append(msg)
+            return
         self.stats.messages += 1
         device = ""  # a topic that does not parse decodes to nothing
         try:
@@ -101,6 +106,7 @@ class Ingest:
         """Normalise, resolve and dedup decoded items of ``msg`` (from ``device``'s topic).
         A replay calls this directly with items it decoded itself, so its readings meet
         the same checks as live ones."""
+        heard: set[tuple[str, str]] | None = None
         for item in decoded:
             if isinstance(item, VitalstreamError):
                 self._dead(item, msg, out)
@@ -123,6 +129,12 @@ class Ingest:
                 continue
             self.stats.readings += 1
             out.append(reading)
+            if item.gateway is not None:
+                if heard is None:
+                    heard = set()
+                heard.add((item.gateway, reading.patient))
+        if heard:
+            out.extend(Heard(g, p, msg.recv_ns) for g, p in sorted(heard))
 
     def process_batch(self, msgs: list[Message]) -> list[Outcome]:
         out: list[Outcome] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from vitalstream.model import Alert, DeadLetter, Message, Reading, WindowAggregate
+from vitalstream.model import Alert, DeadLetter, Heard, Message, Reading, WindowAggregate
 from vitalstream.operators.patient import PatientFlow
 from vitalstream.operators.shard import PatientHost
 from vitalstream.stream.ingest import Ack, Ingest, Quarantined
@@ -63,6 +63,8 @@ def run_reference(messages: Iterable[Message], flow: PatientFlow | PatientHost,
                 res.quarantined.append(o)
             elif t is Ack:
                 res.acks += 1
+            elif t is Heard:
+                batch.append(o)
         res.add_results(host.on_batch(batch)[0])
     res.add_results(host.on_eof()[0])
     return res

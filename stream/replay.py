@@ -149,7 +149,7 @@ class Replay:
 
 # Technical alarms (IEC 60601-1-8: about the equipment, not the patient) are reported apart
 # from the physiological ones an evaluation against labelled episodes is about.
-TECHNICAL_RULES = frozenset({"no_data"})
+TECHNICAL_RULES = frozenset({"no_data", "contact_lost", "battery_low", "gateway_offline", "broker_lost"})
 
 
 def physiological(events: Iterable[dict]) -> list[dict]:

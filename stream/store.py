@@ -109,7 +109,7 @@ class OutcomeWriter:
         return dead
 
     def write(self, outcomes: list[Outcome]) -> None:
-        lines, readings, dead, quarantine, acks = [], [], [], [], []
+        lines, readings, dead, quarantine, acks, alerts = [], [], [], [], [], []
         for o in outcomes:
             t = type(o)
             if t is Reading:
@@ -119,6 +119,8 @@ class OutcomeWriter:
                 acks.append(o.token)
             elif t is DeadLetter:
                 dead.append(o)
+            elif t is Alert:  # the receiver's broker-connection alarm
+                alerts.append(o)
             elif t is Quarantined:
                 raw = o.raw
                 quarantine.append({"device": raw.device, "patient": raw.patient,
@@ -133,6 +135,8 @@ class OutcomeWriter:
             self.outreach.write_dead_letters(dead)
         if quarantine:
             self.outreach.write_quarantine(quarantine)
+        if alerts:
+            self.outreach.write_alerts(alerts)
         st = self.stats
         st.dead_letters += len(dead)
         st.quarantined += len(quarantine)

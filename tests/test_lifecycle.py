@@ -98,20 +98,20 @@ def test_unacknowledged_high_escalates_at_each_tier_and_an_ack_stops_the_next():
 
 
 def test_rule_scope_snooze_hides_its_rule_only_and_one_notice_when_it_ends():
-    # medium m1 at 0; snoozed for 10 min at 60 (rule scope): its 900-s re-notification is not
-    # due before the snooze ends at 660, when the condition still holds: one snooze_ended,
-    # and the next re-notification is 900 s after that (1560). Another rule's alarm at 120 is
-    # raised normally.
+    # medium m1 at 0; snoozed for 10 min at 60 (rule scope). Another rule's alarm at 120 is
+    # raised normally. m1 clears at 200 (medium does not latch: resolved); the rule's next
+    # episode m1b at 300 is hidden by the snooze, which ends at 660 with the condition still
+    # there: one snooze_ended, and the re-notification 900 s after that (1560).
     r = _Run()
     r.item(0, _alert("m1", "tachycardia", "warning", "firing", 0))
     r.cmd(60, "snooze", "m1", scope="rule", minutes=10)
     r.item(120, _alert("d1", "desaturation", "warning", "firing", 120))
+    r.item(200, _alert("m1", "tachycardia", "warning", "resolved", 200))
     r.item(300, _alert("m1b", "tachycardia", "warning", "firing", 300))  # a new episode of m1's rule
     r.until(1600)
     got = [x for x in r.notices() if x[0] in ("m1", "m1b")]
-    assert got == [("m1", "raised", "medium", 0, 0), ("m1", "snooze_ended", "medium", 660, 0),
-                   ("m1b", "snooze_ended", "medium", 660, 0), ("m1", "renotify", "medium", 1560, 0),
-                   ("m1b", "renotify", "medium", 1560, 0)]
+    assert got == [("m1", "raised", "medium", 0, 0), ("m1", "resolved", "medium", 200, 0),
+                   ("m1b", "snooze_ended", "medium", 660, 0), ("m1b", "renotify", "medium", 1560, 0)]
     assert ("d1", "raised", "medium", 120, 0) in r.notices()
     assert [a.action for a in r.out if type(a) is Audit] == ["snoozed"]
 
@@ -245,3 +245,17 @@ def test_site_policy_comes_from_the_rules_file_and_bad_keys_are_config_errors(tm
     with pytest.raises(ConfigError) as ei:
         assembly.lifecycle(dataclasses.replace(Settings(), rules_path=str(f)))
     assert ei.value.reason == "bad_lifecycle" and "renotify" in ei.value.detail
+
+
+def test_a_rule_firing_again_while_its_episode_is_open_is_the_same_alarm_not_a_second_page():
+    # A pipeline that crashed before saving its rule state finds the same bradycardia again
+    # and fires it under a new id (the id is made from the episode start). Its first episode
+    # is still open here: one alarm, no second 'raised', and the new id's recovery counts.
+    r = _Run()
+    r.item(0, _alert("h1", "bradycardia", "critical", "firing", 0))
+    r.item(100, _alert("h1-again", "bradycardia", "critical", "firing", 100))
+    r.item(200, _alert("h1-again", "bradycardia", "critical", "resolved", 200))
+    assert [(x[0], x[1]) for x in r.notices()] == [("h1", "raised"), ("h1", "recovered")]
+    # once it has recovered (latched, waiting for an ack), a new firing is a new page
+    r.item(250, _alert("h2", "bradycardia", "critical", "firing", 250))
+    assert [(x[0], x[1]) for x in r.notices()][-1] == ("h2", "raised")
