@@ -4,8 +4,10 @@ Starts private mosquitto, Redis and VictoriaMetrics (an InfluxDB-v2-write-compat
 store) on free ports under ``./vitalstream-demo/`` unless ``--use-running`` is
 given, publishes a simulated ward in compressed time from a child process (the
 load generator gets its own core), runs the pipeline in this process and prints
-throughput, open windows and alerts as they fire; at the end, a summary with
-where the data is and how the alerts compare with the simulator's ground truth.
+throughput, open windows and alerts as they fire, and the outreach messages the alarm
+lifecycle sends for them (``PAGE``: what a care team's pager or phone would get); at the
+end, a summary with where the data is, the commands to acknowledge an alarm, and how the
+alerts compare with the simulator's ground truth.
 """
 
 from __future__ import annotations
@@ -46,6 +48,42 @@ def _alert_line(a: Alert) -> str:
             f"{a.value:>7.1f} {unit:<7} at {t}  ({a.severity}){why}")
 
 
+def _notice_line(m: dict) -> str:
+    value = "" if m.get("value") is None else f" {m['value']:.4g} {m.get('unit', '')}".rstrip()
+    tier = f" -> {m['tier']}" if m.get("tier") else ""
+    return (f"  PAGE   {m['priority']:<6} {m['reason']:<15} {m['rule']:<20} {m['patient']:<10}"
+            f"{value}{tier}  {m.get('explanation', '')}  [id {m['alert_id']}]")
+
+
+class _Pages(threading.Thread):
+    """Follows the outreach stream and prints each message as it is sent."""
+
+    def __init__(self, redis_url: str, stream: str) -> None:
+        super().__init__(name="demo-pages", daemon=True)
+        import redis
+
+        self.r = redis.Redis.from_url(redis_url)
+        self.stream = stream
+        self.last = self.r.xinfo_stream(stream)["last-generated-id"] if self.r.exists(stream) else "0"
+        self.reasons: collections.Counter = collections.Counter()
+        self.open: dict[str, dict] = {}
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                got = self.r.xread({self.stream: self.last}, block=500, count=100) or []
+            except Exception:  # the demo's services stop under it at the end
+                return
+            for _, entries in got:
+                for entry, fields in entries:
+                    self.last = entry
+                    m = json.loads(fields[b"message"])
+                    self.reasons[m["reason"]] += 1
+                    self.open[m["alert_id"]] = m
+                    _say(_notice_line(m))
+
+
 def _services(args: argparse.Namespace, stack: ExitStack, workdir: Path):
     if args.use_running:
         s = config.load(overrides={("mqtt", "url"): args.mqtt_url, ("redis", "url"): args.redis_url,
@@ -71,6 +109,10 @@ def run_demo(args: argparse.Namespace) -> int:
         settings = settings_for(mqtt_url, redis_url, influx_url, workdir / "spool", tag="demo",
                                 max_clock_skew_s=None, allowed_lateness_s=30.0, rule_delay_s=5.0)
         alerts: list[Alert] = []
+        site = workdir / "site.yaml"  # what `vitalstream alerts ...` needs to find this run
+        site.write_text(f"redis: {{url: '{redis_url}', alerts_stream: '{settings.redis.alerts_stream}'}}\n")
+        pages = _Pages(redis_url, settings.redis.alerts_stream.rsplit(":", 1)[0] + ":outreach")
+        pages.start()
         run = PipelineRun(settings, idle_stop_s=5.0,
                           on_alert=lambda a: (alerts.append(a), _say(_alert_line(a))))
         run.start()
@@ -84,8 +126,11 @@ def run_demo(args: argparse.Namespace) -> int:
              "--no-progress"], stdout=subprocess.PIPE, text=True)
         _live_view(run, sim)
         totals = run.join(timeout_s=args.duration * 4 + 120)
+        time.sleep(1.0)  # the lifecycle's last messages
+        pages.stopping.set()
         sim_stats = json.loads(sim.stdout.read() or "{}")
         _summary(totals, sim_stats, alerts, truth_path, settings, mqtt_url, redis_url, influx_url)
+        _pages_summary(pages, site)
         if not args.use_running and sys.stdin.isatty():
             _say("\nservices stay up for a look around; press Ctrl-C to stop them.")
             try:
@@ -141,3 +186,16 @@ def _summary(totals, sim_stats, alerts, truth_path, settings, mqtt_url, redis_ur
     _say(f"    e.g. redis-cli -u {redis_url} XRANGE {r.alerts_stream} - + COUNT 3")
     _say(f"  ground truth          {truth_path}")
     del port
+
+
+def _pages_summary(pages: _Pages, site: Path) -> None:
+    counts = ", ".join(f"{k} {v}" for k, v in pages.reasons.most_common()) or "none"
+    _say(f"\noutreach messages sent: {counts}")
+    example = next((m for m in pages.open.values() if m["priority"] == "high"),
+                   next(iter(pages.open.values()), None))
+    _say("the alarms, and what a nurse does with them:")
+    _say(f"  vitalstream alerts list --config {site}")
+    if example is not None:
+        aid = example["alert_id"]
+        _say(f"  vitalstream alerts ack {aid} --by nurse-1 --reason 'seen at bedside' --config {site}")
+        _say(f"  vitalstream alerts history {aid} --config {site}")
