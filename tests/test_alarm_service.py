@@ -17,7 +17,7 @@ from vitalstream.sinks.alarm_state import outreach_schema
 from vitalstream.sinks.redis_streams import RedisConfig, RedisOutreach
 from vitalstream.stream.alarms import AlarmService
 from vitalstream.stream.cli import main
-from vitalstream.testing import FakeClock
+from vitalstream.testing import FakeClock, wait_for
 
 NS = 1_000_000_000
 
@@ -154,16 +154,6 @@ def test_schema_command_prints_the_published_schema(capsys):
     jsonschema.Draft202012Validator.check_schema(printed)
 
 
-def _wait(cond, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_escalation_on_time_and_an_ack_from_the_cli_stops_renotification_while_running(
         mosquitto, redis_server, tmp_path):
     """A site policy in seconds (re-notify high every 2 s, charge nurse after 3 s): over real
@@ -200,13 +190,14 @@ def test_escalation_on_time_and_an_ack_from_the_cli_stops_renotification_while_r
     cfg.write_text(f"redis: {{url: '{redis_server.url}', alerts_stream: '{settings.redis.alerts_stream}'}}\n")
     with PipelineRun(settings, idle_stop_s=15.0) as run:
         publish(msgs, mosquitto.url, progress=False)
-        esc = _wait(lambda: [m for m in _validated(r, stream) if m["reason"] == "escalated"])
+        esc = wait_for(lambda: [m for m in _validated(r, stream) if m["reason"] == "escalated"],
+                       "the escalation", 15.0, 0.05)
         raised = [m for m in _validated(r, stream) if m["reason"] == "raised"]
         assert len(raised) == 1 and esc[0]["tier"] == "charge-nurse" and esc[0]["level"] == 1
         assert 2.8 <= (esc[0]["event_ns"] - raised[0]["event_ns"]) / NS <= 4.0
         assert main(["alerts", "ack", raised[0]["alert_id"], "--by", "nurse-7",
                      "--reason", "at bedside", "--config", str(cfg)]) == 0
-        acked = _wait(lambda: [m for m in r.xrange(f"{prefix}:audit")])
+        acked = wait_for(lambda: [m for m in r.xrange(f"{prefix}:audit")], "the ack applied", 15.0, 0.05)
         acked_ns = int(acked[0][1][b"event_ns"])
         time.sleep(4.5)  # two re-notification intervals after the ack
         after = [m for m in _validated(r, stream) if m["event_ns"] > acked_ns + NS // 2]

@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from vitalstream.simulators.ble_gateway import envelope, heart_rate_value
 from vitalstream.sinks.alarm_state import outreach_schema
 from vitalstream.stream.bounded import PipelineRun, settings_for
+from vitalstream.testing import wait_for as _wait
 
 NS = 1_000_000_000
 
@@ -64,16 +65,6 @@ class _Publisher:
 
 def _outreach(r: redis.Redis, stream: str) -> list[dict]:
     return [json.loads(f[b"message"]) for _, f in r.xrange(stream)]
-
-
-def _wait(cond, what: str, timeout_s: float = 20.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _validated(msgs: list[dict]) -> list[dict]:

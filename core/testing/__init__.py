@@ -3,11 +3,29 @@ and the location of the shared reference data. (Private service processes are pr
 code, in ``vitalstream.stream.embedded``; the bounded pipeline run is ``vitalstream.stream.bounded``.)"""
 
 import os
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from vitalstream.clock import FakeClock
 
-__all__ = ["FakeClock", "shared_dir"]
+__all__ = ["FakeClock", "shared_dir", "wait_for"]
+
+T = TypeVar("T")
+
+
+def wait_for(cond: Callable[[], T], what: str, timeout_s: float = 20.0, every_s: float = 0.1) -> T:
+    """Poll ``cond`` until it returns something truthy, and return that; AssertionError
+    naming ``what`` after ``timeout_s``. For end-to-end tests on real services: a condition
+    polled with a deadline, never a fixed sleep."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(every_s)
 
 
 def shared_dir() -> Path:
