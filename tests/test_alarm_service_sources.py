@@ -120,7 +120,8 @@ def test_alarm_burden_points_reach_the_store(db, victoria):
     lines = InfluxWriter(InfluxConfig(url=victoria.url, spool_dir="/tmp/vs-burden-spool"))
     service = AlarmService(r, "vitalstream:alerts", clock=clock, lines=lines,
                            monitored=lambda: 4, burden=BurdenMeter(interval_s=60))
-    out.write_alerts([Alert(f"{tag}-{i}", f"p{i}", "bradycardia", "heart_rate", "critical",
+    rule = f"brady-{t0}"  # the store is shared by the session: a rule name of its own
+    out.write_alerts([Alert(f"{tag}-{i}", f"p{i}", rule, "heart_rate", "critical",
                             "firing", 38.0, 40.0, t0 + i * NS, t0 + i * NS) for i in range(2)])
     service.step()
     clock.set(t0 + 60 * NS)  # the minute closes: 2 raised / (4 patients x 1/1440 day) = 720
@@ -128,13 +129,13 @@ def test_alarm_burden_points_reach_the_store(db, victoria):
     lines.close()
 
     def rows():
-        got = victoria.export('alarm_burden_raised{rule="bradycardia",priority="high"}')
+        got = victoria.export(f'alarm_burden_raised{{rule="{rule}",priority="high"}}')
         return [(row["timestamps"], row["values"]) for row in got
                 if t0 // 10**6 in row["timestamps"]]
     deadline = time.monotonic() + 15
     while not rows() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert rows() == [([t0 // 10**6], [2.0])]
-    rate = victoria.export('alarm_burden_per_patient_day{rule="bradycardia",priority="high"}')
+    rate = victoria.export(f'alarm_burden_per_patient_day{{rule="{rule}",priority="high"}}')
     assert [v for row in rate for t, v in zip(row["timestamps"], row["values"])
             if t == t0 // 10**6] == [pytest.approx(720.0)]
