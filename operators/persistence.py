@@ -23,7 +23,14 @@ window already bounds how old the evidence may be: sparse charted data (a
 temperature every 1-4 h) must be able to meet "2 readings in 12 h".
 
 The verdict is the event time the episode started at (the first crossing
-reading that counts), or None.
+reading that counts), or None. It is given only on a crossing reading: the
+reading an episode opens on is the one its alert names, so it must itself be
+on the alarm side. A fraction can be completed by a reading that is not (the
+previous crossing reading's verdict holds up to it): that reading only adds
+its evidence, and the episode opens at the next crossing reading if the
+fraction still holds then. A run whose last crossing reading is followed by a
+recovery therefore does not open an episode that its very next reading would
+end.
 
 >>> form = CountWithin(n=3, within_s=600)
 >>> st = PersistState()
@@ -32,7 +39,10 @@ reading that counts), or None.
 >>> form = FractionWithin(min_fraction=0.5, within_s=240, hold_s=120)
 >>> st = PersistState()
 >>> [form.step(st, c, t * 60 * NS, False) for t, c in enumerate([False, True, True, False, True])]
-[None, None, None, 60000000000, 60000000000]
+[None, None, None, None, 60000000000]
+
+(at 3 min the readings of 1 and 2 min cover 120 s of the 240 s, but the 3-min reading
+is not crossing; at 4 min they still do, and the 4-min reading is.)
 """
 
 from __future__ import annotations
@@ -123,6 +133,8 @@ class CountWithin:
         if self.of is not None:
             while len(recent) > self.of:
                 recent.popleft()
+        if not crossing:
+            return None
         hits = [ts for c, ts in recent if c]
         return hits[0] if len(hits) >= self.n else None
 
@@ -145,6 +157,10 @@ class FractionWithin:
         # keep the one reading at or before the window start: its verdict covers the edge
         while len(recent) >= 2 and recent[1][1] <= start:
             recent.popleft()
+        if not crossing:
+            # its evidence is kept (the previous verdict held up to it), but an episode
+            # does not open on a reading off the alarm side: the next crossing one may
+            return None
         hold = self.hold_s * NS
         on = 0.0
         first = None

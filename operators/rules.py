@@ -4,7 +4,9 @@ A rule watches one or more signals of one patient, in event-time order, and
 moves through ``ok -> pending -> firing -> (re-alert)* -> resolved``. It fires
 once per episode, when its condition form is met (``operators.persistence``:
 ``for_s`` consecutive, ``count`` of the readings in the last T, ``fraction`` of
-the last T in band, or the historical ``n_of_m``); stays firing while values sit
+the last T in band, or the historical ``n_of_m``) on a reading that is itself
+past the threshold (never on one between threshold and clear, or back past
+clear, that merely completes a fraction); stays firing while values sit
 between the trigger and the ``clear`` threshold (hysteresis); re-alerts at most
 every ``realert_s`` while still crossing; and resolves when every condition is
 back on the clear side, or, with ``end_after_s``, when no reading has confirmed
@@ -172,7 +174,9 @@ class Episode:
                 return out
         start = self.form.step(st.persist, crossing, t, gap_broken)
         st.phase = "pending" if st.persist.pending or start is not None else "ok"
-        if start is None:
+        if start is None or not crossing:
+            # An episode opens only on a reading past the threshold: the alert names it,
+            # and it is the episode's first confirmation (``confirmed_ns``).
             return out
         st.phase, st.since_ns, st.notified_ns, st.seq, st.confirmed_ns = "firing", start, t, 0, t
         out.append(make(AlertState.FIRING, t, 0))

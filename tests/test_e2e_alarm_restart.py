@@ -551,7 +551,6 @@ FIRES_PAST_CLEAR = (
     "quotes HR 60 /min")
 
 
-@pytest.mark.xfail(strict=True, reason=FIRES_PAST_CLEAR)
 def test_a_firing_never_names_a_value_back_past_clear():
     """Three minutes at 39 /min, then 60 /min: the packaged bradycardia may fire, but not
     on (and quoting) the 60 /min reading that is back past its clear level of 45."""

@@ -6,6 +6,7 @@ the last tests run the forms inside the per-patient flow on a fake clock.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -94,6 +95,83 @@ def test_fraction_single_spike_never_fires_at_one_per_minute():
     assert _feed(rule, tl, Signal.SPO2) == []
 
 
+BRADY_FRACTION = {"name": "brady", "signal": "heart_rate", "op": "<=", "threshold": 40,
+                  "clear": 45, "fraction": {"min": 0.3, "within_s": 600, "hold_s": 120}}
+
+
+def _alerts(rule: dict, timeline: list[tuple[int, float]]):
+    logic = RuleLogic(Rule.from_dict(rule), "p1")
+    return [a for t, v in timeline for a in logic.on_reading(_r(t, v))]
+
+
+def test_fraction_never_fires_on_a_reading_back_past_clear():
+    # 60 at 0-4 min, 39 at 5, 6, 7 min, then 60 at 8 and 9 min (the packaged bradycardia:
+    # <= 40 for 0.3 of 600 s = 180 s, hold 120 s, clear 45).
+    # At 7 min: [5,6) + [6,7) = 120 s. At 8 min: + [7,8) = 180 s >= 180 s, but the 8-min
+    # reading is 60, back past clear 45: no episode opens on it (it would be resolved by
+    # the very next reading). At 9 min: window [-1, 9] min, still 180 s, and 60 again:
+    # nothing. Consecutive(180 s) gives the same: 39 at 5 min and 60 at 8 min.
+    tl = [(i * MIN, v) for i, v in enumerate([60] * 5 + [39, 39, 39, 60, 60])]
+    assert _alerts(BRADY_FRACTION, tl) == []
+    assert _feed(dict(BRADY_FRACTION, fraction=None, for_s=180), tl) == []
+
+
+def test_fraction_opens_at_the_next_crossing_reading_while_the_fraction_still_holds():
+    # 39 at 0, 1, 2 min, 60 at 3 min, 39 at 4 min.
+    # 3 min: [0,3) = 180 s >= 180 s, but 60 is back past clear: none.
+    # 4 min: window [-6, 4] min: [0,3) = 180 s (60 at 3 min covers [3,4) off the alarm
+    # side), and 39 is <= 40: fires at 4 min, the episode starting at the first hit (0).
+    tl = [(i * MIN, v) for i, v in enumerate([39, 39, 39, 60, 39])]
+    (a,) = _alerts(BRADY_FRACTION, tl)
+    assert (a.state, (a.event_ns - T0) / MIN, a.value, a.episode_start_ns) == \
+        ("firing", 4.0, 39.0, T0)
+    assert a.explanation == "HR 39 /min: <= 40 /min for 30% of 10 min"
+
+
+def test_fraction_in_band_readings_do_not_open_and_the_evidence_ages_out():
+    # 39 at 0, 1, 2 min, then 42 (between threshold 40 and clear 45) at 3-15 min, 39 at 16.
+    # 3 min: [0,3) = 180 s, but 42 is not <= 40: none (before the fix: fired here, quoting
+    # "HR 42 /min: <= 40 /min"). 4-15 min: 42s only add time off the alarm side. 16 min:
+    # window [6, 16] min: the hits of 0-2 min are out of it, [15,16) is 42: 0 s: none.
+    tl = [(i * MIN, 39 if i < 3 or i == 16 else 42) for i in range(17)]
+    assert _alerts(BRADY_FRACTION, tl) == []
+    # a solid run of 39 at 0-3 min fires on its last reading, as Consecutive(180 s) does
+    solid = [(i * MIN, 39) for i in range(4)]
+    assert _feed(BRADY_FRACTION, solid) == [("firing", 180.0)]
+    assert _feed(dict(BRADY_FRACTION, fraction=None, for_s=180), solid) == [("firing", 180.0)]
+
+
+def test_fraction_form_keeps_evidence_of_non_crossing_readings_but_answers_only_on_crossing():
+    # min 0.5 of 240 s = 120 s, hold 120 s; readings at 0-4 min: F, T, T, F, F, T
+    # 3 min (F): [1,2) + [2,3) = 120 s: met, but not crossing -> None
+    # 4 min (F): window [0, 4] min: still 120 s ([3,4) is F) -> None
+    # 5 min (T): window [1, 5] min: [1,2) + [2,3) = 120 s -> fires, started at 1 min
+    form, st = FractionWithin(0.5, 240, 120), PersistState()
+    got = [form.step(st, c, t * MIN, False)
+           for t, c in enumerate([False, True, True, False, False, True])]
+    assert got == [None, None, None, None, None, MIN]
+    # 6 min (T): window [2, 6] min: [2,3) + [5,6) = 120 s -> still met, start 2 min
+    assert form.step(st, True, 6 * MIN, False) == 2 * MIN
+
+
+def test_an_episode_opens_only_on_a_crossing_reading_whatever_the_form_says():
+    # A form that always answers "started at 0" (Form is a protocol: a later form might):
+    # Episode still opens only on a reading past the threshold, the one its alert names.
+    class Always:
+        continuous = False
+
+        def step(self, st, crossing, t, gap_broken):
+            return 0
+
+        def describe(self):
+            return "always"
+
+    rule = Rule.from_dict(dict(BRADY_FRACTION, fraction=None))
+    logic = RuleLogic(dataclasses.replace(rule, form=Always()), "p1")
+    out = [a for t, v in [(0, 60), (MIN, 43), (2 * MIN, 40)] for a in logic.on_reading(_r(t, v))]
+    assert [(a.state, (a.event_ns - T0) / MIN, a.value) for a in out] == [("firing", 2.0, 40.0)]
+
+
 def test_gap_cancels_pending_only_where_continuity_matters():
     # above at 0 and 100 s, then a 400-s hole (max_gap 300), then above at 500 s:
     # for_s 120 (continuous): pending restarts at 500 s, fires at 620 s.
@@ -175,7 +253,8 @@ def test_form_defaults_for_each_yaml_shape():
 def test_forms_inside_the_patient_flow_on_a_fake_clock():
     # The bradycardia hover of the trial, through the reorder buffer (rule delay 2 s): HR
     # 39-43 at 1/min, <= 40 on minutes 0, 3, 5, 8 ... fraction 0.3 of 600 s with hold 120 s:
-    # time <= 40 is 60 s per hit; 180 s is reached when the third hit's successor arrives.
+    # time <= 40 is 60 s per hit; 180 s is reached when the third hit's successor (43 at
+    # 6 min) arrives, but that reading is not <= 40: the episode opens at the next hit.
     rules = RuleSet.from_dicts([{"name": "brady", "signal": "heart_rate", "op": "<=",
                                  "threshold": 40, "clear": 45,
                                  "fraction": {"min": 0.3, "within_s": 600, "hold_s": 120}}])
@@ -188,6 +267,8 @@ def test_forms_inside_the_patient_flow_on_a_fake_clock():
         alerts += [a for a in logic.on_item(_r(i * MIN, v)) if a.__class__.__name__ == "Alert"]
         clock.set(T0 + i * MIN + 4 * NS)  # the reorder delay has passed: the rule has seen it
         alerts += [a for a in logic.on_notify() if a.__class__.__name__ == "Alert"]
-    # hits at 0, 3, 5 min cover [0,1), [3,4), [5,6) min = 180 s once the 6-min reading is seen
-    assert [(a.state, (a.event_ns - T0) / MIN) for a in alerts] == [("firing", 6.0)]
+    # hits at 0, 3, 5 min cover [0,1), [3,4), [5,6) min = 180 s once the 6-min reading is
+    # seen; 43 (6 min) and 42 (7 min) are not <= 40; 40 at 8 min is, and its window
+    # [-2, 8] min still holds those 180 s >= 0.3 * 600 s: it fires, quoting 40
+    assert [(a.state, (a.event_ns - T0) / MIN, a.value) for a in alerts] == [("firing", 8.0, 40.0)]
     assert alerts[0].episode_start_ns == T0
