@@ -10,7 +10,7 @@ if they were happening now. This operator is where a patient's historical readin
   devices) does not matter, and nothing is "late". The windows close when the back-fill
   ends: no historical reading for ``idle_s`` of runtime time (or at EOF). At most
   ``max_open`` windows stay open; past that the oldest close early.
-- **Duplicates** within a back-fill (a retried upload) count once.
+- **Duplicates** within a back-fill (a retried upload) count once (``BackfillState.duplicates``).
 - **One summary.** When it ends, one alert event with state ``historical`` says what the
   back-fill held: how many readings of which signals, their range, the measurement
   span and the devices. The alarm service turns it into one low-priority outreach
@@ -69,6 +69,9 @@ class BackfillState:
     window: WindowState = field(default_factory=WindowState)
     session: Session | None = None
     sessions: int = 0  # back-fills summarised so far
+    # copies of historical readings ignored: a count, not in the summary, whose text must
+    # not depend on how often the transport delivered a message
+    duplicates: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class BackfillLogic:
         key = r.dedup_key()
         if key in s.seen:
             s.duplicates += 1
+            st.duplicates += 1
             return []
         if len(s.seen) < cfg.max_seen:
             s.seen.add(key)
@@ -180,8 +184,6 @@ class BackfillLogic:
             parts.append(f"{name} {int(n)} ({lo:g}-{hi:g}{unit})")
         text = (f"back-fill of {s.count} readings measured {iso_z(s.first_ns)} to "
                 f"{iso_z(s.last_ns)}: {', '.join(parts)}; from {', '.join(sorted(s.devices))}")
-        if s.duplicates:
-            text += f"; {s.duplicates} duplicates ignored"
         return Alert(alert_id(self.patient, "backfill", s.first_recv_ns), self.patient, "backfill",
                      "+".join(sorted(s.signals)), "info", "historical", float(s.count),
                      float("nan"), now_ns, s.first_ns, 0, "", text)

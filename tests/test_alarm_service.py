@@ -135,10 +135,11 @@ def test_vitalstream_run_starts_the_service_and_its_notices_reach_the_outreach_s
     r = redis.Redis.from_url(redis_server.url)
     msgs = _validated(r, f"{prefix}:outreach")
     assert [(m["rule"], m["reason"], m["priority"]) for m in msgs] == [("bradycardia", "raised", "high")]
-    # <= 40 on hover minutes 0, 3 and 5 (60 s each) is 30 % of 10 min once minute 6's
-    # reading (43 /min) arrives: that reading is the alert's value; the unit is the catalogue's
+    # <= 40 on hover minutes 0, 3 and 5 (60 s each) is 30 % of 10 min from minute 6 on; an
+    # episode opens on a reading that itself crosses: minute 8's (40 /min) is the alert's
+    # value (the window [-2, 8] min still holds all three); the unit is the catalogue's
     assert (msgs[0]["signal"], msgs[0]["value"], msgs[0]["unit"], msgs[0]["threshold"]) == (
-        "heart_rate", 43.0, "/min", 40.0)
+        "heart_rate", 40.0, "/min", 40.0)
     cfg = tmp_path / "site.yaml"
     cfg.write_text(f"redis: {{url: '{redis_server.url}', alerts_stream: '{settings.redis.alerts_stream}'}}\n")
     assert main(["alerts", "list", "--config", str(cfg), "--json"]) == 0
