@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import pytest
 from vitalstream.simulators.publisher import publish
 from vitalstream.simulators.scenario import OutMessage
 from vitalstream.stream.embedded import VictoriaMetrics, free_port
+from vitalstream.testing import metric as _metric
 
 NS = 1_000_000_000
 WINDOW_S, LATENESS_S = 60, 30
@@ -34,18 +34,6 @@ def _message(device: str, value: float, t_ns: int) -> OutMessage:
     body = {"patient": "p-durable", "readings": [
         {"signal": "heart_rate", "value": value, "unit": "/min", "t_ns": t_ns}]}
     return OutMessage(0.0, f"vitalstream/{device}/json", json.dumps(body).encode())
-
-
-def _metric(port: int, name: str) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
-            text = r.read().decode()
-    except OSError:
-        return -1.0
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return -1.0
 
 
 class _Run:

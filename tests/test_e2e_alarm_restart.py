@@ -71,6 +71,7 @@ from vitalstream.simulators.scenario import OutMessage
 from vitalstream.sinks.alarm_state import RedisAlarmState, outreach_schema
 from vitalstream.stream.cli import main
 from vitalstream.stream.embedded import free_port
+from vitalstream.testing import metric as _metric
 
 NS = 1_000_000_000
 MIN_NS = 60 * NS
@@ -144,18 +145,6 @@ def _expected_episode(times: list[int], values: list[float]) -> Episode:
 
 
 # -- the pipeline as a user runs it ---------------------------------------------------
-
-def _metric(port: int, name: str) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
-            text = r.read().decode()
-    except OSError:
-        return -1.0
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return -1.0
-
 
 def _wait(cond, what: str, timeout_s: float = 20.0, proc: "_Run | None" = None):
     deadline = time.monotonic() + timeout_s

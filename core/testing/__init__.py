@@ -4,12 +4,13 @@ code, in ``vitalstream.stream.embedded``; the bounded pipeline run is ``vitalstr
 
 import os
 import time
+import urllib.request
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from vitalstream.clock import FakeClock
 
-__all__ = ["FakeClock", "shared_dir", "wait_for"]
+__all__ = ["FakeClock", "metric", "shared_dir", "wait_for"]
 
 T = TypeVar("T")
 
@@ -32,3 +33,17 @@ def shared_dir() -> Path:
     """``$VITALSTREAM_SHARED``, else ``shared/`` beside the repository (CI lays it there)."""
     env = os.environ.get("VITALSTREAM_SHARED")
     return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
+
+
+def metric(port: int, name: str) -> float:
+    """The value of an unlabelled sample ``name`` on a local ``/metrics`` endpoint; -1.0
+    when the endpoint does not answer (yet) or does not have it."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
+            text = r.read().decode()
+    except OSError:
+        return -1.0
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return -1.0
