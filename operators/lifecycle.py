@@ -16,6 +16,7 @@ records (who did what, when and why).
 - **Re-notification** every ``renotify_s[priority]`` while active and unacknowledged.
 - **Escalation**: an active alarm of an ``escalate`` priority not acknowledged within a
   tier's ``after_s`` (from when it became active) goes to that tier, once per tier.
+- **Assign** records who has taken an alarm on (audited); it silences nothing.
 - **Acknowledge and snooze** have a scope: the alarm, its rule for this patient, or the
   patient. A snooze lasts ``minutes`` and hides re-notifications, escalations and new
   alarms in its scope at or below the priority of the alarm it was given for: never a
@@ -79,13 +80,14 @@ class Tier:
 class Command:
     """An action of the care team on an alarm (``target``: its alert id)."""
 
-    kind: str  # ack | snooze | resolve
+    kind: str  # ack | snooze | resolve | assign
     target: str
     by: str
     reason: str
     event_ns: int
     scope: str = "alarm"  # alarm | rule | patient (ack and snooze)
     minutes: float = 0.0  # snooze
+    assignee: str = ""  # assign: who takes it on
 
     def __deepcopy__(self, memo: dict) -> "Command":
         return self
@@ -135,7 +137,7 @@ class Audit:
     patient: str
     event_ns: int
     who: str
-    action: str  # acknowledged | snoozed | resolved
+    action: str  # acknowledged | snoozed | resolved | assigned
     reason: str
     detail: str = ""
 
@@ -161,6 +163,7 @@ class Alarm:
     threshold: float | None = None
     suppressed: bool = False  # recorded while its source was down: not sent (yet)
     covers: tuple[str, ...] = ()
+    assignee: str = ""  # who has taken it on ("": the team)
 
 
 @dataclass
@@ -386,7 +389,7 @@ class LifecycleLogic:
                 and (c.scope == "patient" or a.rule == alarm.rule)]
 
     def _command(self, c: Command) -> list:
-        if c.kind not in ("ack", "snooze", "resolve") or c.scope not in SCOPES:
+        if c.kind not in ("ack", "snooze", "resolve", "assign") or c.scope not in SCOPES:
             return []  # not an action this lifecycle knows: no effect (the API validates)
         targets = self._targets(c)
         out: list[Any] = []
@@ -400,6 +403,14 @@ class LifecycleLogic:
             for a in targets:
                 out.append(Audit(a.alert_id, a.patient, t, c.by, "snoozed", c.reason,
                                  f"{c.scope} for {c.minutes:g} min"))
+            return out
+        if c.kind == "assign":
+            # ownership, not silence: it changes who is asked, never whether
+            for a in targets:
+                if a.assignee != c.assignee:
+                    a.assignee = c.assignee
+                    out.append(Audit(a.alert_id, a.patient, t, c.by, "assigned", c.reason,
+                                     c.assignee))
             return out
         for a in targets:
             if c.kind == "ack" and a.state == "active":

@@ -32,7 +32,7 @@ import redis
 from vitalstream.signals import spec
 from vitalstream.timeutil import iso_z
 
-from vitalstream.operators.lifecycle import Audit, Command, LifecycleState, Notice
+from vitalstream.operators.lifecycle import RANK, Audit, Command, LifecycleState, Notice
 
 
 class RedisAlarmState:
@@ -91,7 +91,7 @@ class RedisAlarmState:
         p.delete(self._alarms_key(patient))
         if state.alarms:
             p.hset(self._alarms_key(patient), mapping={
-                aid: json.dumps(_alarm_json(a)) for aid, a in state.alarms.items()})
+                aid: json.dumps(_alarm_json(a, state)) for aid, a in state.alarms.items()})
         for x in outputs:
             if type(x) is Notice and x.reason == "suppressed":
                 # held back by design (its source's alarm stands for it): history, not outreach
@@ -124,9 +124,12 @@ class RedisAlarmState:
     def alarms(self, patient: str | None = None, state: str | None = None) -> list[dict]:
         patients = [patient] if patient is not None else sorted(
             x.decode() for x in self.r.smembers(self._patients))
-        out = []
+        pipe = self.r.pipeline(transaction=False)  # one round trip, however many patients
         for p in patients:
-            for raw in self.r.hvals(self._alarms_key(p)):
+            pipe.hvals(self._alarms_key(p))
+        out = []
+        for vals in pipe.execute():
+            for raw in vals:
                 a = json.loads(raw)
                 if state is None or a["state"] == state:
                     out.append(a)
@@ -157,12 +160,21 @@ def outreach_schema() -> dict:
     return json.loads(text)
 
 
+def unit_of(signal: str) -> str:
+    """The UCUM unit of an alert's value (``""``: a score).
+
+    >>> unit_of("heart_rate"), unit_of("bp_systolic+bp_diastolic"), unit_of("news2")
+    ('/min', 'mm[Hg]', '')
+    """
+    try:
+        return spec(signal).unit
+    except KeyError:  # news2 (a score), the two-signal crisis rule, a back-fill
+        return "mm[Hg]" if "bp_systolic" in signal else ""
+
+
 def outreach_message(n: Notice) -> dict:
     """A notice as the outreach stream carries it (field ``message``, JSON)."""
-    try:
-        unit = spec(n.signal).unit
-    except KeyError:  # news2 (a score), the two-signal crisis rule, a back-fill
-        unit = "mm[Hg]" if "bp_systolic" in n.signal else ""
+    unit = unit_of(n.signal)
     if n.historical:
         unit = "{readings}"  # a back-fill summary's value is how many it held
     return {"schema": SCHEMA, "alert_id": n.alert_id, "patient": n.patient, "rule": n.rule,
@@ -175,11 +187,18 @@ def outreach_message(n: Notice) -> dict:
             **({"historical": True} if n.historical else {})}
 
 
-def _alarm_json(a: Any) -> dict:
+def _alarm_json(a: Any, st: LifecycleState) -> dict:
+    # what a care-team screen shows without reading the lifecycle's pickled state
+    snoozed = [s.until_ns for s in st.snoozes if s.patient == a.patient
+               and (s.rule is None or s.rule == a.rule) and RANK[a.priority] <= RANK[s.priority]
+               and s.until_ns > st.now_ns]
     return {"alert_id": a.alert_id, "patient": a.patient, "rule": a.rule,
             "priority": a.priority, "state": a.state, "present": a.present,
             "level": a.level, "raised_ns": a.raised_ns, "explanation": a.explanation,
-            "members": sorted(a.members), "suppressed": a.suppressed, "covers": list(a.covers)}
+            "members": sorted(a.members), "suppressed": a.suppressed, "covers": list(a.covers),
+            "signal": a.signal, "value": a.value, "unit": unit_of(a.signal),
+            "threshold": a.threshold, "assignee": a.assignee,
+            "snoozed_until_ns": max(snoozed) if snoozed else None}
 
 
 def _fields(d: dict) -> dict[str, str]:

@@ -52,7 +52,8 @@ def alert_from_fields(f: dict[bytes, bytes]) -> Alert:
 def command_from_fields(f: dict[bytes, bytes]) -> Command:
     d = {k.decode(): v.decode() for k, v in f.items()}
     return Command(d["kind"], d["target"], d["by"], d["reason"], int(d["event_ns"]),
-                   d.get("scope", "alarm"), float(d.get("minutes", 0) or 0))
+                   d.get("scope", "alarm"), float(d.get("minutes", 0) or 0),
+                   d.get("assignee", ""))
 
 
 def prefix_of(alerts_stream: str) -> str:

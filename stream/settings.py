@@ -71,11 +71,30 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """``vitalstream console``: where it listens and how it reads (config section ``console``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # A vital older than this is shown as stale (greyed, with its age) on the ward screen.
+    stale_after_s: float = 600.0
+    session_ttl_s: float = 8 * 3600.0  # without use
+    login_max_failures: int = 5  # per user name within login_window_s (4x per address)
+    login_window_s: float = 900.0
+    # How series are read back: victoria-metrics (its export API), influxql (InfluxDB 1.x,
+    # or 2.x's v1-compatible /query with a DBRP mapping), or auto (ask the server).
+    series: str = "auto"
+    database: str = ""  # InfluxQL database; "" is the bucket's name
+    instance: str = ""  # this process's name in the live feed's consumer group ("": host:port)
+
+
+@dataclass(frozen=True)
 class Settings:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     influx: InfluxConfig = field(default_factory=InfluxConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     rules_path: str | None = None  # None: the packaged adult defaults
     detectors: Mapping[str, Any] | None = None
 
@@ -88,6 +107,7 @@ ENV = {
     "VITALSTREAM_INFLUX_ORG": ("influx", "org"),
     "VITALSTREAM_INFLUX_BUCKET": ("influx", "bucket"),
     "VITALSTREAM_STATE_DIR": ("pipeline", "state_dir"),
+    "VITALSTREAM_CONSOLE_PORT": ("console", "port"),
 }
 
 # config-file section -> (Settings attribute, {file key: dataclass field})
@@ -102,6 +122,7 @@ _FILE_KEYS = {
     "metrics": ("pipeline", {"port": "metrics_port"}),
     "state": ("pipeline", {"dir": "state_dir", "snapshot_interval_s": "snapshot_interval_s"}),
     "pipeline": ("pipeline", {f.name: f.name for f in fields(PipelineConfig)}),
+    "console": ("console", {f.name: f.name for f in fields(ConsoleConfig)}),
 }
 
 
@@ -119,6 +140,10 @@ _ALLOWED: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
     ("pipeline", "snapshot_interval_s"): (lambda v: v > 0, "greater than 0"),
     ("pipeline", "backfill_idle_s"): (lambda v: v > 0, "greater than 0"),
     ("pipeline", "metrics_port"): (lambda v: v is None or 0 <= v <= 65535, "a port 0-65535"),
+    ("console", "port"): (lambda v: 0 <= v <= 65535, "a port 0-65535"),
+    ("console", "series"): (lambda v: v in ("auto", "victoria-metrics", "influxql"),
+                            "auto, victoria-metrics or influxql"),
+    ("console", "login_max_failures"): (lambda v: v >= 1, "at least 1"),
     ("mqtt", "url"): (lambda v: urlsplit(v).scheme in ("mqtt", "mqtts", "tcp", "ssl")
                       and bool(urlsplit(v).hostname), "mqtt://host[:port] or mqtts://..."),
     ("redis", "url"): (lambda v: urlsplit(v).scheme in ("redis", "rediss", "unix"),
@@ -168,7 +193,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 
 
 def _validated(s: Settings, origin: Mapping[tuple[str, str], str]) -> Settings:
-    for section in ("mqtt", "redis", "influx", "pipeline"):
+    for section in ("mqtt", "redis", "influx", "pipeline", "console"):
         cfg = getattr(s, section)
         hints = get_type_hints(type(cfg))
         changes = {}

@@ -9,6 +9,7 @@
     vitalstream replay FILE          # shadow mode: recorded readings through the live flow
     vitalstream alerts serve|list|ack|snooze|resolve|history   # the alarm lifecycle
     vitalstream outreach consume --group G --consumer C   # read and ack outreach messages
+    vitalstream console [create-user|cohort|users|token]   # the care-team web console
     vitalstream news2 [FILE|-]       # NEWS2 (RCP 2017) of JSON-line observations
     vitalstream bp-class --guideline acc-aha-2017|china-2018|esc-esh-2018 [FILE|-]
 """
@@ -263,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     from vitalstream.stream.cli.outreach import add_parser as add_outreach_parser
 
     add_outreach_parser(sub)
+    from vitalstream.stream.cli.console import add_console_commands
+
+    add_console_commands(sub)
     return p
 
 

@@ -5,6 +5,7 @@
     vitalstream alerts ack ID --by WHO [--reason TEXT] [--scope alarm|rule|patient]
     vitalstream alerts snooze ID --minutes N --by WHO --reason TEXT [--scope rule|patient]
     vitalstream alerts resolve ID --by WHO --reason TEXT
+    vitalstream alerts assign ID --to USER --by WHO [--reason TEXT]
     vitalstream alerts history ID
     vitalstream schema outreach   # the JSON Schema every outreach message follows
 
@@ -85,6 +86,10 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     return _command(args, "resolve")
 
 
+def cmd_assign(args: argparse.Namespace) -> int:
+    return _command(args, "assign", assignee=args.to)
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     _, store = _store(args)
     for h in store.history(args.id):
@@ -107,7 +112,8 @@ def add_alert_commands(sub: Any) -> None:
 
     from vitalstream.stream.cli import _add_service_opts
 
-    al = sub.add_parser("alerts", help="the alarm lifecycle: serve, list, ack, snooze, resolve, history")
+    al = sub.add_parser("alerts", help="the alarm lifecycle: serve, list, ack, snooze, resolve, assign, "
+                        "history")
     asub = al.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
 
     def parser(name: str, help_text: str, func) -> argparse.ArgumentParser:
@@ -124,11 +130,15 @@ def add_alert_commands(sub: Any) -> None:
     ls.add_argument("--json", action="store_true")
     for name, func, help_text in (("ack", cmd_ack, "acknowledge an alarm"),
                                   ("snooze", cmd_snooze, "silence an alarm's re-notifications for N minutes"),
-                                  ("resolve", cmd_resolve, "resolve an alarm by hand")):
+                                  ("resolve", cmd_resolve, "resolve an alarm by hand"),
+                                  ("assign", cmd_assign, "say who has taken an alarm on")):
         p = parser(name, help_text, func)
         p.add_argument("id")
         p.add_argument("--by", required=True, help="who (recorded in the audit)")
-        p.add_argument("--reason", required=name != "ack", help="why (recorded in the audit)")
+        p.add_argument("--reason", required=name not in ("ack", "assign"),
+                       help="why (recorded in the audit)")
+        if name == "assign":
+            p.add_argument("--to", required=True, help="who takes it on")
         if name == "ack":
             p.add_argument("--scope", choices=("alarm", "rule", "patient"), default="alarm")
         if name == "snooze":

@@ -1,0 +1,216 @@
+"""The console API's request and response bodies: what the OpenAPI schema documents."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Priority = Literal["high", "medium", "low"]
+Reason = Field(min_length=1, max_length=500, description="why (recorded in the audit)")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Login(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionOut(BaseModel):
+    username: str
+    role: str
+    csrf: str
+
+
+class CsrfOut(BaseModel):
+    csrf: str
+
+
+class Me(BaseModel):
+    username: str
+    role: str
+    cohorts: list[str]
+    csrf: str = Field(description="send as X-CSRF-Token on every state-changing request")
+    permissions: list[str]
+
+
+class AlertOut(BaseModel):
+    alert_id: str
+    patient: str
+    cohort: str | None
+    rule: str
+    priority: Priority
+    display: Literal["critical", "warning", "info"]
+    state: str
+    present: bool
+    level: int = Field(description="escalation level: 0 the primary team, 1.. the tiers")
+    tier: str
+    raised_ns: int
+    signal: str
+    value: float | None
+    unit: str = Field(description="UCUM")
+    threshold: float | None
+    explanation: str
+    assignee: str
+    snoozed_until_ns: int | None
+    members: list[str]
+    covers: list[str]
+
+
+class AlertsOut(BaseModel):
+    server_ns: int
+    alerts: list[AlertOut]
+
+
+class Ack(Strict):
+    reason: str = Reason
+    scope: Literal["alarm", "rule", "patient"] = "alarm"
+
+
+class Snooze(Strict):
+    reason: str = Reason
+    scope: Literal["rule", "patient"] = "rule"
+    minutes: float = Field(gt=0, le=24 * 60)
+
+
+class Resolve(Strict):
+    reason: str = Reason
+
+
+class Assign(Strict):
+    to: str = Field(min_length=1, max_length=64, description="a console user name")
+    reason: str = Field(default="", max_length=500)
+
+
+class Submitted(BaseModel):
+    kind: str
+    target: str
+    by: str
+    event_ns: int
+    detail: str = "applied by the alarm service within about a second; the live feed shows it"
+
+
+class HistoryEntry(BaseModel):
+    kind: Literal["notice", "audit"]
+    event_ns: int
+    reason: str = ""
+    action: str = ""
+    who: str = ""
+    priority: str = ""
+    level: int | None = None
+    explanation: str = ""
+    detail: str = ""
+
+
+class HistoryOut(BaseModel):
+    alert_id: str
+    entries: list[HistoryEntry]
+
+
+class Vital(BaseModel):
+    value: float
+    unit: str
+    time_ns: int
+    age_s: float
+
+
+class News2Latest(BaseModel):
+    score: int
+    band: str
+    time_ns: int
+
+
+class PatientOut(BaseModel):
+    patient: str
+    cohort: str | None
+    vitals: dict[str, Vital]
+    news2: News2Latest | None
+    alerts: dict[Priority, int]
+    stale: bool
+
+
+class PatientsOut(BaseModel):
+    server_ns: int
+    patients: list[PatientOut]
+
+
+class Cohort(BaseModel):
+    name: str
+    patients: list[str]
+
+
+class CohortsOut(BaseModel):
+    cohorts: list[Cohort]
+
+
+class CohortIn(Strict):
+    patients: list[str] = Field(default_factory=list, max_length=10000)
+    description: str = Field(default="", max_length=500)
+
+
+class SignalSeries(BaseModel):
+    unit: str
+    readings: list[tuple[int, float]]
+    window: dict[str, str | list[tuple[int, float]]]
+    anomaly: dict[str, list[tuple[int, float]]]
+
+
+class Annotation(BaseModel):
+    event_ns: int
+    alert_id: str
+    rule: str
+    reason: str
+    priority: str
+    signal: str
+
+
+class SeriesOut(BaseModel):
+    patient: str
+    start_ns: int
+    end_ns: int
+    signals: dict[str, SignalSeries]
+    news2: list[tuple[int, int, int]] = Field(description="(time ns, score, band rank 0-3)")
+    annotations: list[Annotation]
+
+
+class AuditEntry(BaseModel):
+    event_ns: int
+    alert_id: str
+    patient: str
+    who: str
+    action: str
+    reason: str
+    detail: str
+
+
+class AuditOut(BaseModel):
+    entries: list[AuditEntry]
+
+
+class UserIn(Strict):
+    role: Literal["viewer", "nurse", "physician", "admin"]
+    cohorts: list[str] = Field(default_factory=list, max_length=100)
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+    disabled: bool = False
+
+
+class UserOut(BaseModel):
+    username: str
+    role: str
+    cohorts: list[str]
+    disabled: bool
+
+
+class UsersOut(BaseModel):
+    users: list[UserOut]
+
+
+class TokenIn(Strict):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class TokenOut(BaseModel):
+    token: str = Field(description="shown once: send as Authorization: Bearer <token>")
