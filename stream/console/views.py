@@ -6,6 +6,7 @@ whoever sees a patient it covers, the pipeline's broker alarm (covers ``*``) by 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -109,13 +110,15 @@ class Views:
     def history(self, alert_id: str) -> list[dict]:
         out = []
         for h in self.alarms.history(alert_id):
-            level = h.get("level", "")
+            if "message" in h:  # a notice: its whole message, not only the indexed fields
+                h = {**json.loads(h.pop("message")), **h}
+            level = str(h.get("level", ""))
             out.append({"kind": h["kind"], "event_ns": int(h["event_ns"]),
-                        "reason": h.get("reason", "") if h["kind"] == "notice" else h.get("reason", ""),
+                        "reason": h.get("reason", ""),
                         "action": h.get("action", ""), "who": h.get("who", ""),
                         "priority": h.get("priority", ""),
                         "level": int(level) if level.isdigit() else None,
-                        "explanation": h.get("explanation", ""), "detail": h.get("detail", "")})
+                        "explanation": h.get("explanation") or "", "detail": h.get("detail", "")})
         return out
 
     def audit(self, user: User, limit: int, patient: str | None = None) -> list[dict]:
@@ -205,8 +208,6 @@ class Views:
     def annotations(self, patient: str, start: int, end: int) -> list[dict]:
         """The alarm notices of the patient in the range (the outreach stream's ids are its
         arrival times in ms, so the range is read, not the whole stream)."""
-        import json
-
         out = []
         got = self.alarms.r.xrange(self.alarms.outreach, min=str(start // 10**6),
                                    max=str(end // 10**6 + 1), count=50_000)
