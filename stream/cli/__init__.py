@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--time-scale", type=float, default=20.0,
                    help="event seconds per wall second (default 20: 20 min of physiology)")
     d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--console-port", type=int, default=8080,
+                   help="the care-team console's port (default 8080; any free one if taken)")
+    d.add_argument("--no-console", action="store_true", help="do not start the console")
     d.add_argument("--use-running", action="store_true",
                    help="use the given/default service URLs instead of starting private ones")
     _add_service_opts(d)

@@ -115,6 +115,7 @@ def run_demo(args: argparse.Namespace) -> int:
         site.write_text(f"redis: {{url: '{redis_url}', alerts_stream: '{settings.redis.alerts_stream}'}}\n")
         pages = _Pages(redis_url, settings.redis.alerts_stream.rsplit(":", 1)[0] + ":outreach")
         pages.start()
+        console = _console(stack, settings, args)
         run = PipelineRun(settings, idle_stop_s=5.0,
                           on_alert=lambda a: (alerts.append(a), _say(_alert_line(a))))
         run.start()
@@ -133,6 +134,9 @@ def run_demo(args: argparse.Namespace) -> int:
         sim_stats = json.loads(sim.stdout.read() or "{}")
         _summary(totals, sim_stats, alerts, truth_path, settings, mqtt_url, redis_url, influx_url)
         _pages_summary(pages, site)
+        if console is not None:
+            _say(f"\ncare-team console: {console.url}/alerts  (login {DEMO_LOGIN[0]} / "
+                 f"{DEMO_LOGIN[1]})")
         if not args.use_running and sys.stdin.isatty():
             _say("\nservices stay up for a look around; press Ctrl-C to stop them.")
             try:
@@ -141,6 +145,40 @@ def run_demo(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 pass
     return 0
+
+
+DEMO_LOGIN = ("nurse", "vitalstream-demo")
+
+
+def _console(stack: ExitStack, settings, args: argparse.Namespace):
+    """The care-team console on this run's stores: two wards, a nurse who sees both."""
+    if args.no_console:
+        return None
+    import dataclasses
+    import socket
+
+    from vitalstream.stream.console.server import ConsoleServer, build
+
+    s = dataclasses.replace(settings, console=dataclasses.replace(settings.console,
+                                                                  series="victoria-metrics"))
+    console = build(s, instance="demo")
+    width = max(4, len(str(args.patients)))
+    ids = [f"p{i + 1:0{width}d}" for i in range(args.patients)]
+    half = (len(ids) + 1) // 2
+    console.cohorts.put("ward-a", ids[:half], "demo: first half of the simulated patients")
+    console.cohorts.put("ward-b", ids[half:], "demo: second half")
+    console.accounts.put_user(DEMO_LOGIN[0], "nurse", ["ward-a", "ward-b"], DEMO_LOGIN[1])
+    console.accounts.put_user("viewer", "viewer", ["ward-a"], "vitalstream-demo")
+    port = args.console_port
+    with socket.socket() as probe:  # the usual port if free, else any
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            port = 0
+    server = stack.enter_context(ConsoleServer(console, "127.0.0.1", port))
+    _say(f"care-team console: {server.url}/alerts  (login {DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}; "
+         f"'viewer' sees ward-a only)")
+    return server
 
 
 def _live_view(run: PipelineRun, sim: subprocess.Popen) -> None:

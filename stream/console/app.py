@@ -186,6 +186,7 @@ def create_app(c: Console) -> FastAPI:
     @app.get("/api/alerts", response_model=m.AlertsOut, tags=["alerts"])
     def alerts(who: Who, cohort: Annotated[str | None, Query(max_length=64)] = None) -> Any:
         """Open alarms you may see: priority first, then the longest waiting."""
+        # alarm times are when the team learnt of them (wall clock), not the data's
         return {"server_ns": time.time_ns(), "alerts": c.views.alerts(who.user, cohort)}
 
     def command(who: Caller, alert_id: str, kind: str, **kw: Any) -> dict:
@@ -267,7 +268,7 @@ def create_app(c: Console) -> FastAPI:
     @app.get("/api/patients", response_model=m.PatientsOut, tags=["patients"])
     def patients(who: Who, cohort: Annotated[str | None, Query(max_length=64)] = None) -> Any:
         """Each patient you may see: latest vitals and their age, NEWS2, open alarms."""
-        return {"server_ns": time.time_ns(), "patients": c.views.ward(who.user, cohort)}
+        return {"server_ns": c.views.now_ns(), "patients": c.views.ward(who.user, cohort)}
 
     @app.get("/api/patients/{patient}", response_model=m.PatientOut, tags=["patients"])
     def patient(patient: str, who: Who) -> Any:
@@ -277,13 +278,14 @@ def create_app(c: Console) -> FastAPI:
     @app.get("/api/patients/{patient}/series", response_model=m.SeriesOut, tags=["patients"])
     def series(patient: str, who: Who,
                start_ns: Annotated[int | None, Query(ge=0, lt=2**63)] = None,
-               end_ns: Annotated[int | None, Query(ge=0, lt=2**63)] = None) -> Any:
+               end_ns: Annotated[int | None, Query(ge=0, lt=2**63)] = None,
+               range_s: Annotated[float, Query(gt=0, le=31 * 86400)] = 6 * 3600.0) -> Any:
         """Readings, window aggregates, the anomaly score with the patient's own expected
         band, NEWS2 and alarm annotations, between ``start_ns`` and ``end_ns`` (default:
-        the last 6 hours; at most 31 days)."""
+        ``range_s`` up to now; at most 31 days)."""
         visible_patient(who, patient)
-        end = end_ns if end_ns is not None else time.time_ns()
-        start = start_ns if start_ns is not None else end - 6 * 3600 * 10**9
+        end = end_ns if end_ns is not None else c.views.now_ns()
+        start = start_ns if start_ns is not None else end - round(range_s * 10**9)
         if start >= end or end - start > 31 * 86400 * 10**9:
             raise HTTPException(422, "need start_ns < end_ns, at most 31 days apart")
         return c.views.series(patient, start, end)

@@ -47,6 +47,13 @@ class Views:
         self.cache_s = cache_s
         self._cache: dict[tuple, tuple[float, Any]] = {}
         self._lock = threading.Lock()
+        self._newest_ns = 0
+
+    def now_ns(self) -> int:
+        """The screen's "now": the wall clock, or the newest reading when data runs ahead
+        of it (the demo's compressed time; a device clock ahead within the pipeline's skew
+        allowance), so ages and chart ranges stay about the data."""
+        return max(time.time_ns(), self._newest_ns)
 
     # -- who sees what --
 
@@ -161,13 +168,17 @@ class Views:
         members = self._patients_of(user, cohort) if only is None else \
             {p: self.cohorts.of(p) for p in only}
         patients = sorted(members)
-        now = time.time_ns()
-        since = now - round(self.latest_horizon_s * NS)
+        wall = time.time_ns()
+        since = wall - round(self.latest_horizon_s * NS)
+        until = wall + round(self.latest_horizon_s * NS)  # see now_ns
         latest, news2 = {}, {}
         if self.reader is not None and patients:
             key = tuple(patients)
-            latest = self._cached(("latest",) + key, lambda: self.reader.latest(patients, since, now))
-            news2 = self._cached(("news2",) + key, lambda: self.reader.latest_news2(patients, since, now))
+            latest = self._cached(("latest",) + key, lambda: self.reader.latest(patients, since, until))
+            news2 = self._cached(("news2",) + key, lambda: self.reader.latest_news2(patients, since, until))
+            newest = max((t for sigs in latest.values() for t, _ in sigs.values()), default=0)
+            self._newest_ns = max(self._newest_ns, min(newest, until))
+        now = self.now_ns()
         counts: dict[str, dict[str, int]] = {p: {"high": 0, "medium": 0, "low": 0} for p in patients}
         for a in self.alarms.alarms():
             if a["patient"] in counts and not a.get("suppressed"):
