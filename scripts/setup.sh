@@ -3,6 +3,8 @@
 #   - the service binaries the tests start themselves on free ports
 #     (mosquitto, redis-server, victoria-metrics, influxd); installed only if one is missing,
 #     and their system services are NOT started (a policy-rc.d denies it during the install);
+#   - with --tests, also Debian's chromium (the console's browser tests drive it with
+#     Playwright; a browser download is not possible everywhere, so Playwright's own is not used);
 #   - the package in editable mode with the faust and test extras.
 # Idempotent: a second run installs nothing new from apt. Runs as root, or uses sudo.
 set -euo pipefail
@@ -18,6 +20,14 @@ fi
 
 binaries=(/usr/sbin/mosquitto /usr/bin/mosquitto_pub /usr/bin/mosquitto_passwd /usr/bin/redis-server
           /usr/bin/victoria-metrics /usr/bin/influxd)
+with_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) with_tests=1 ;;
+    *) say "unknown option $arg (use --tests)"; exit 2 ;;
+  esac
+done
+[ "$with_tests" -eq 1 ] && binaries+=(/usr/bin/chromium)
 missing=()
 for b in "${binaries[@]}"; do [ -x "$b" ] || missing+=("$b"); done
 need_pip=0
@@ -25,6 +35,7 @@ python3 -m pip --version >/dev/null 2>&1 || need_pip=1
 
 if [ "${#missing[@]}" -gt 0 ] || [ "$need_pip" -eq 1 ]; then
   packages=(mosquitto mosquitto-clients redis-server victoria-metrics influxdb)
+  [ "$with_tests" -eq 1 ] && packages+=(chromium)
   [ "$need_pip" -eq 1 ] && packages+=(python3-pip)
   [ "$need_pip" -eq 1 ] && missing+=("python3 -m pip")
   say "missing: ${missing[*]}"
