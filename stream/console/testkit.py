@@ -52,3 +52,34 @@ def raise_alert(outreach, patient: str, rule: str = "bradycardia", *, signal: st
     outreach.write_alerts([a])
     outreach.flush()
     return Raised(a)
+
+
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic", "--autoplay-policy=no-user-gesture-required")
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium (Playwright's own browser builds are not downloaded)."""
+    import os
+    import shutil
+
+    return os.environ.get("VITALSTREAM_CHROMIUM") or shutil.which("chromium") or \
+        shutil.which("chromium-browser")
+
+
+def launch(playwright):
+    """Headless Chromium for the console's browser tests and its latency benchmark."""
+    path = chromium_path()
+    if path is None:
+        raise FileNotFoundError("chromium not found: bash scripts/setup.sh --tests installs it")
+    return playwright.chromium.launch(executable_path=path, headless=True, args=list(CHROMIUM_ARGS))
+
+
+def browser_login(page, base_url: str, username: str, password: str) -> None:
+    """Sign in through the login page, as a person would."""
+    page.goto(f"{base_url}/login")
+    page.get_by_test_id("username").fill(username)
+    page.get_by_test_id("password").fill(password)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(lambda url: "/login" not in url)
