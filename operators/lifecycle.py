@@ -17,6 +17,10 @@ records (who did what, when and why).
 - **Escalation**: an active alarm of an ``escalate`` priority not acknowledged within a
   tier's ``after_s`` (from when it became active) goes to that tier, once per tier.
 - **Assign** records who has taken an alarm on (audited); it silences nothing.
+- **Override** (a physician's, per patient): one rule's priority for this patient, or
+  ``off``, for ``minutes`` (a known chronic bradycardia need not page as critical). New
+  and open alarms of the rule follow it; an ``off`` alarm is recorded, never sent. When
+  the override ends (or is ended), what it muted that still holds is raised.
 - **Acknowledge and snooze** have a scope: the alarm, its rule for this patient, or the
   patient. A snooze lasts ``minutes`` and hides re-notifications, escalations and new
   alarms in its scope at or below the priority of the alarm it was given for: never a
@@ -80,14 +84,16 @@ class Tier:
 class Command:
     """An action of the care team on an alarm (``target``: its alert id)."""
 
-    kind: str  # ack | snooze | resolve | assign
-    target: str
+    kind: str  # ack | snooze | resolve | assign | override
+    target: str  # an alert id; override: the patient
     by: str
     reason: str
     event_ns: int
     scope: str = "alarm"  # alarm | rule | patient (ack and snooze)
     minutes: float = 0.0  # snooze
     assignee: str = ""  # assign: who takes it on
+    rule: str = ""  # override: the rule, for this patient
+    priority: str = ""  # override: high | medium | low | off ("": end the override)
 
     def __deepcopy__(self, memo: dict) -> "Command":
         return self
@@ -164,6 +170,18 @@ class Alarm:
     suppressed: bool = False  # recorded while its source was down: not sent (yet)
     covers: tuple[str, ...] = ()
     assignee: str = ""  # who has taken it on ("": the team)
+    muted: bool = False  # its rule is switched off for this patient (an override): not sent
+
+
+@dataclass
+class Override:
+    """A physician's setting of one rule for this patient, for a time."""
+
+    rule: str
+    priority: str  # high | medium | low | off
+    until_ns: int
+    by: str
+    reason: str
 
 
 @dataclass
@@ -184,6 +202,7 @@ class LifecycleState:
     now_ns: int = 0
     suppressors: dict[str, int] = field(default_factory=dict)  # source alarm id -> since
     release_ns: int | None = None  # when alarms held for a source that came back are sent
+    overrides: dict[str, Override] = field(default_factory=dict)  # rule -> override
 
 
 @dataclass(frozen=True)
@@ -242,8 +261,10 @@ class LifecycleLogic:
         for rule, last in st.flapping.items():
             due = earliest(due, last + round(cfg.flap_stable_s * NS))
         due = earliest(due, st.release_ns)
+        for o in st.overrides.values():
+            due = earliest(due, o.until_ns)
         for a in st.alarms.values():
-            if a.state != "active" or a.suppressed or self._snoozed(a, a.priority):
+            if a.state != "active" or a.suppressed or a.muted or self._snoozed(a, a.priority):
                 continue
             due = earliest(due, self._renotify_due(a), self._escalation_due(a))
         return due
@@ -275,6 +296,9 @@ class LifecycleLogic:
                     lost.members.discard(lost.alert_id)
                     st.member_of.pop(lost.alert_id, None)
                     home = lost.alert_id
+            ov = st.overrides.get(a.rule)
+            if ov is not None and ov.priority in RANK:
+                priority = ov.priority  # this patient's setting of the rule
             if home is None:  # a new concern: a new alarm
                 alarm = st.alarms[a.alert_id] = Alarm(a.alert_id, a.patient, a.rule, priority, t,
                                                       a.explanation, notified_ns=t,
@@ -283,6 +307,9 @@ class LifecycleLogic:
                                                       covers=a.covers)
                 alarm.members.add(a.alert_id)
                 st.member_of[a.alert_id] = a.alert_id
+                if ov is not None and ov.priority == "off":
+                    alarm.muted = True  # recorded (the console lists it), never sent
+                    return []
                 if a.rule in cfg.suppressible and (st.suppressors or st.release_ns is not None):
                     alarm.suppressed = True
                     return [self._notice(alarm, "suppressed", t)]
@@ -314,7 +341,7 @@ class LifecycleLogic:
             if alarm.members:
                 return []
             alarm.present = False
-            if alarm.suppressed:  # back with its source: nobody was told, nobody is now
+            if alarm.suppressed or alarm.muted:  # nobody was told, nobody is now
                 return self._close(alarm, t, quiet=True)
             started = self._flap(alarm.rule, t)
             quiet = started or alarm.rule in st.flapping
@@ -389,6 +416,8 @@ class LifecycleLogic:
                 and (c.scope == "patient" or a.rule == alarm.rule)]
 
     def _command(self, c: Command) -> list:
+        if c.kind == "override":
+            return self._override(c)
         if c.kind not in ("ack", "snooze", "resolve", "assign") or c.scope not in SCOPES:
             return []  # not an action this lifecycle knows: no effect (the API validates)
         targets = self._targets(c)
@@ -423,6 +452,38 @@ class LifecycleLogic:
                 out += self._close(a, t)
         return out
 
+    def _override(self, c: Command) -> list:
+        st, t = self.st, c.event_ns
+        if not c.rule or c.priority not in ("", "off", *RANK) or (c.priority and c.minutes <= 0):
+            return []
+        if not c.priority:
+            if st.overrides.pop(c.rule, None) is None:
+                return []
+            return [Audit("", self.key, t, c.by, "override_ended", c.reason, c.rule)] + \
+                self._unmute(c.rule, t)
+        st.overrides[c.rule] = Override(c.rule, c.priority, t + round(c.minutes * 60 * NS),
+                                        c.by, c.reason)
+        for a in st.alarms.values():  # the alarms already open follow the new setting
+            if a.rule == c.rule:
+                a.muted = c.priority == "off"
+                if not a.muted:
+                    a.priority = c.priority
+        return [Audit("", self.key, t, c.by, "overridden", c.reason,
+                      f"{c.rule} -> {c.priority} for {c.minutes:g} min")]
+
+    def _unmute(self, rule: str, now: int) -> list:
+        """An override of ``rule`` ended: what it kept quiet and still holds is raised."""
+        out: list[Any] = []
+        for a in list(self.st.alarms.values()):
+            if a.rule == rule and a.muted:
+                a.muted = False
+                if not a.present:
+                    out += self._close(a, now, quiet=True)
+                elif a.state == "active":
+                    a.raised_ns = a.notified_ns = now
+                    out.append(self._notice(a, "raised", now))
+        return out
+
     # -- timers --
 
     def _snoozed(self, a: Alarm, priority: str) -> bool:
@@ -445,11 +506,15 @@ class LifecycleLogic:
         out: list[Any] = []
         if st.release_ns is not None and st.release_ns <= now:
             out += self._release(now)
+        for rule, o in list(st.overrides.items()):
+            if o.until_ns <= now:
+                del st.overrides[rule]
+                out += self._unmute(rule, now)
         ended = [s for s in st.snoozes if s.until_ns <= now]
         if ended:
             st.snoozes = [s for s in st.snoozes if s.until_ns > now]
             for a in st.alarms.values():
-                if a.state == "active" and a.present and not a.suppressed \
+                if a.state == "active" and a.present and not a.suppressed and not a.muted \
                         and not self._snoozed(a, a.priority) and any(
                         s.patient == a.patient and (s.rule is None or s.rule == a.rule)
                         for s in ended):
@@ -462,7 +527,7 @@ class LifecycleLogic:
                     if a.rule == rule:
                         out.append(self._notice(a, "stable", now))
         for a in list(st.alarms.values()):
-            if a.state != "active" or a.suppressed or self._snoozed(a, a.priority) \
+            if a.state != "active" or a.suppressed or a.muted or self._snoozed(a, a.priority) \
                     or a.rule in st.flapping:
                 continue
             due = self._renotify_due(a)

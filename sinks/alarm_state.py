@@ -80,6 +80,10 @@ class RedisAlarmState:
             p.set(self._burden, pickle.dumps(burden, protocol=pickle.HIGHEST_PROTOCOL))
         p.execute()
 
+    def load(self, patient: str) -> LifecycleState | None:
+        blob = self.r.get(self._state_key(patient))
+        return None if blob is None else pickle.loads(blob)
+
     def load_burden(self) -> Any:
         blob = self.r.get(self._burden)
         return None if blob is None else pickle.loads(blob)
@@ -197,7 +201,7 @@ def _alarm_json(a: Any, st: LifecycleState) -> dict:
             "level": a.level, "raised_ns": a.raised_ns, "explanation": a.explanation,
             "members": sorted(a.members), "suppressed": a.suppressed, "covers": list(a.covers),
             "signal": a.signal, "value": a.value, "unit": unit_of(a.signal),
-            "threshold": a.threshold, "assignee": a.assignee,
+            "threshold": a.threshold, "assignee": a.assignee, "muted": a.muted,
             "snoozed_until_ns": max(snoozed) if snoozed else None}
 
 

@@ -53,7 +53,7 @@ def command_from_fields(f: dict[bytes, bytes]) -> Command:
     d = {k.decode(): v.decode() for k, v in f.items()}
     return Command(d["kind"], d["target"], d["by"], d["reason"], int(d["event_ns"]),
                    d.get("scope", "alarm"), float(d.get("minutes", 0) or 0),
-                   d.get("assignee", ""))
+                   d.get("assignee", ""), d.get("rule", ""), d.get("priority", ""))
 
 
 def prefix_of(alerts_stream: str) -> str:
@@ -218,7 +218,9 @@ class AlarmService:
                     self._suppressions(item, per)
                     continue
             else:
-                patient = self._patient_of.get(item.target)
+                # an override names its patient; other commands an alarm of theirs
+                patient = item.target if item.kind == "override" else \
+                    self._patient_of.get(item.target)
                 if patient is None:
                     log.warning("alarm service: command for unknown alarm %s", item.target)
                     self.r.xack(stream, GROUP, entry)

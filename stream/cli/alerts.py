@@ -6,6 +6,8 @@
     vitalstream alerts snooze ID --minutes N --by WHO --reason TEXT [--scope rule|patient]
     vitalstream alerts resolve ID --by WHO --reason TEXT
     vitalstream alerts assign ID --to USER --by WHO [--reason TEXT]
+    vitalstream alerts override PATIENT --rule R --priority high|medium|low|off|default
+                                --minutes N --by WHO --reason TEXT
     vitalstream alerts history ID
     vitalstream schema outreach   # the JSON Schema every outreach message follows
 
@@ -90,6 +92,19 @@ def cmd_assign(args: argparse.Namespace) -> int:
     return _command(args, "assign", assignee=args.to)
 
 
+def cmd_override(args: argparse.Namespace) -> int:
+    from vitalstream.operators.lifecycle import Command
+
+    if args.minutes <= 0:
+        raise VitalstreamError("alerts", None, "bad_value", "--minutes must be > 0")
+    _, store = _store(args)
+    store.submit(Command("override", args.patient, args.by, args.reason, time.time_ns(),
+                         minutes=args.minutes, rule=args.rule,
+                         priority="" if args.priority == "default" else args.priority))
+    print(f"override {args.rule} for {args.patient} -> {args.priority} by {args.by}: submitted")
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     _, store = _store(args)
     for h in store.history(args.id):
@@ -144,5 +159,12 @@ def add_alert_commands(sub: Any) -> None:
         if name == "snooze":
             p.add_argument("--minutes", type=float, required=True)
             p.add_argument("--scope", choices=("rule", "patient"), default="rule")
+    o = parser("override", "set how one rule pages for one patient, for a time", cmd_override)
+    o.add_argument("patient")
+    o.add_argument("--rule", required=True)
+    o.add_argument("--priority", required=True, choices=("high", "medium", "low", "off", "default"))
+    o.add_argument("--minutes", type=float, default=24 * 60)
+    o.add_argument("--by", required=True)
+    o.add_argument("--reason", required=True)
     h = parser("history", "every notice and audit entry of an alarm", cmd_history)
     h.add_argument("id")

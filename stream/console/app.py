@@ -290,6 +290,31 @@ def create_app(c: Console) -> FastAPI:
             raise HTTPException(422, "need start_ns < end_ns, at most 31 days apart")
         return c.views.series(patient, start, end)
 
+    @app.get("/api/patients/{patient}/overrides", response_model=m.OverridesOut,
+             tags=["patients"])
+    def overrides(patient: str, who: Who) -> Any:
+        """This patient's rule overrides in force (applied by the alarm service)."""
+        visible_patient(who, patient)
+        st = c.alarms.load(patient)
+        now = time.time_ns()
+        return {"patient": patient, "overrides": [
+            {"rule": o.rule, "priority": o.priority, "until_ns": o.until_ns, "by": o.by,
+             "reason": o.reason}
+            for o in (st.overrides.values() if st is not None else ()) if o.until_ns > now]}
+
+    @app.post("/api/patients/{patient}/overrides", status_code=202, response_model=m.Submitted,
+              tags=["patients"])
+    def override(patient: str, body: m.OverrideIn, who: Who) -> Any:
+        """A physician's setting of one rule for this patient: its priority, or off, for
+        ``minutes``; ``default`` ends it. Audited; open alarms of the rule follow it."""
+        need(who, "override")
+        visible_patient(who, patient)
+        cmd = Command("override", patient, who.user.username, body.reason, time.time_ns(),
+                      minutes=body.minutes, rule=body.rule,
+                      priority="" if body.priority == "default" else body.priority)
+        c.alarms.submit(cmd)
+        return {"kind": "override", "target": patient, "by": cmd.by, "event_ns": cmd.event_ns}
+
     @app.get("/api/audit", response_model=m.AuditOut, tags=["audit"])
     def audit(who: Who, limit: Annotated[int, Query(ge=1, le=1000)] = 200,
               patient: Annotated[str | None, Query(max_length=128)] = None) -> Any:

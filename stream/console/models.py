@@ -58,6 +58,7 @@ class AlertOut(BaseModel):
     snoozed_until_ns: int | None
     members: list[str]
     covers: list[str]
+    muted: bool = Field(description="its rule is switched off for this patient (an override)")
 
 
 class AlertsOut(BaseModel):
@@ -214,3 +215,24 @@ class TokenIn(Strict):
 
 class TokenOut(BaseModel):
     token: str = Field(description="shown once: send as Authorization: Bearer <token>")
+
+
+class OverrideIn(Strict):
+    rule: str = Field(min_length=1, max_length=64)
+    priority: Literal["high", "medium", "low", "off", "default"] = Field(
+        description="how this rule pages for this patient; default: end the override")
+    minutes: float = Field(default=24 * 60, gt=0, le=30 * 24 * 60)
+    reason: str = Reason
+
+
+class OverrideOut(BaseModel):
+    rule: str
+    priority: str
+    until_ns: int
+    by: str
+    reason: str
+
+
+class OverridesOut(BaseModel):
+    patient: str
+    overrides: list[OverrideOut]

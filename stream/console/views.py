@@ -108,9 +108,11 @@ class Views:
                 "value": a.get("value"), "unit": a.get("unit", ""),
                 "threshold": a.get("threshold"), "explanation": a.get("explanation", ""),
                 "assignee": a.get("assignee", ""), "snoozed_until_ns": a.get("snoozed_until_ns"),
-                "members": a.get("members", []), "covers": a.get("covers", [])})
+                "members": a.get("members", []), "covers": a.get("covers", []),
+                "muted": bool(a.get("muted", False))})
         # the most urgent first; within a priority, whoever has waited longest
-        out.sort(key=lambda a: (-RANK[a["priority"]], a["state"] != "active", a["raised_ns"],
+        out.sort(key=lambda a: (a["muted"], -RANK[a["priority"]], a["state"] != "active",
+                                a["raised_ns"],
                                 a["alert_id"]))
         return out
 
