@@ -30,6 +30,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
+from vitalstream.errors import VitalstreamError
 from vitalstream.operators.lifecycle import Command, Lifecycle
 from vitalstream.sinks.alarm_state import RedisAlarmState
 from vitalstream.stream.console import models as m
@@ -288,7 +289,10 @@ def create_app(c: Console) -> FastAPI:
         start = start_ns if start_ns is not None else end - round(range_s * 10**9)
         if start >= end or end - start > 31 * 86400 * 10**9:
             raise HTTPException(422, "need start_ns < end_ns, at most 31 days apart")
-        return c.views.series(patient, start, end)
+        try:
+            return c.views.series(patient, start, end)
+        except VitalstreamError as exc:  # the series store is away or refused
+            raise HTTPException(503, str(exc)) from None
 
     @app.get("/api/patients/{patient}/overrides", response_model=m.OverridesOut,
              tags=["patients"])

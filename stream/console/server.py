@@ -37,11 +37,32 @@ def accounts(settings: Any, client: Any = None) -> Accounts:
                     window_s=c.login_window_s)
 
 
+class _Deferred:
+    """A reader whose store did not answer when the console started: it asks again on use,
+    so a console started before its store still comes up (alarms need only Redis)."""
+
+    def __init__(self, make) -> None:
+        self._make, self._reader = make, None
+
+    def __getattr__(self, name: str):
+        if self._reader is None:
+            self._reader = self._make()
+        return getattr(self._reader, name)
+
+
 def reader(settings: Any) -> Any:
-    from vitalstream.stream.console.series import reader_for
+    from vitalstream.stream.console.series import SeriesError, reader_for
 
     i, c = settings.influx, settings.console
-    return reader_for(i.url, kind=c.series, database=c.database or i.bucket, token=i.token)
+
+    def make():
+        return reader_for(i.url, kind=c.series, database=c.database or i.bucket, token=i.token)
+
+    try:
+        return make()
+    except SeriesError as exc:
+        log.warning("console: series store not answering (%s); will ask again on use", exc)
+        return _Deferred(make)
 
 
 CONFIGURED = object()

@@ -7,10 +7,12 @@ whoever sees a patient it covers, the pipeline's broker alarm (covers ``*``) by 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from typing import Any
 
+from vitalstream.errors import VitalstreamError
 from vitalstream.operators.lifecycle import RANK, Lifecycle
 from vitalstream.operators.liveness import GATEWAY_KEY, PIPELINE_KEY
 from vitalstream.sinks.alarm_state import RedisAlarmState
@@ -19,6 +21,7 @@ from vitalstream.stream.console.auth import User
 from vitalstream.stream.console.cohorts import Cohorts
 from vitalstream.stream.console.live import Event
 
+log = logging.getLogger(__name__)
 NS = 1_000_000_000
 DISPLAY = {"high": "critical", "medium": "warning", "low": "info"}
 BANDS = ("low", "low-medium", "medium", "high")
@@ -176,8 +179,14 @@ class Views:
         latest, news2 = {}, {}
         if self.reader is not None and patients:
             key = tuple(patients)
-            latest = self._cached(("latest",) + key, lambda: self.reader.latest(patients, since, until))
-            news2 = self._cached(("news2",) + key, lambda: self.reader.latest_news2(patients, since, until))
+            try:
+                latest = self._cached(("latest",) + key,
+                                      lambda: self.reader.latest(patients, since, until))
+                news2 = self._cached(("news2",) + key,
+                                     lambda: self.reader.latest_news2(patients, since, until))
+            except VitalstreamError as exc:  # the series store is away: alarms still show
+                log.warning("console ward: %s", exc)
+                latest, news2 = {}, {}
             newest = max((t for sigs in latest.values() for t, _ in sigs.values()), default=0)
             self._newest_ns = max(self._newest_ns, min(newest, until))
         now = self.now_ns()
