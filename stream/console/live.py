@@ -38,7 +38,7 @@ class Event:
 class Subscriber:
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue
-    sees: Callable[[str], bool]  # patient -> may this screen's user see it
+    sees: Callable[[Event], bool]  # may this screen's user see the event
 
 
 class LiveFeed:
@@ -73,7 +73,7 @@ class LiveFeed:
             except redis.RedisError:
                 pass
 
-    def subscribe(self, sees: Callable[[str], bool], maxsize: int = 256) -> Subscriber:
+    def subscribe(self, sees: Callable[[Event], bool], maxsize: int = 256) -> Subscriber:
         sub = Subscriber(asyncio.get_running_loop(), asyncio.Queue(maxsize), sees)
         with self._lock:
             self._subs.add(sub)
@@ -118,7 +118,7 @@ class LiveFeed:
         with self._lock:
             subs = list(self._subs)
         for sub in subs:
-            if sub.sees(ev.patient):
+            if sub.sees(ev):
                 sub.loop.call_soon_threadsafe(_offer, sub.queue, ev)
                 self.delivered += 1
 
