@@ -426,10 +426,14 @@ class LifecycleLogic:
         if c.kind == "snooze":
             if not targets or c.minutes <= 0:
                 return []
-            first = targets[0]
-            self.st.snoozes.append(Snooze(first.patient, None if c.scope == "patient" else first.rule,
-                                          first.priority, t + round(c.minutes * 60 * NS)))
+            # the snooze takes the priority of the alarm it was given for: a patient-scope
+            # snooze of a medium alarm must not hide a high one that was open before it
+            given = self.st.alarms[self.st.member_of.get(c.target, c.target)]
+            self.st.snoozes.append(Snooze(given.patient, None if c.scope == "patient" else given.rule,
+                                          given.priority, t + round(c.minutes * 60 * NS)))
             for a in targets:
+                if RANK[a.priority] > RANK[given.priority]:
+                    continue  # not hidden by it: no "snoozed" in its audit
                 out.append(Audit(a.alert_id, a.patient, t, c.by, "snoozed", c.reason,
                                  f"{c.scope} for {c.minutes:g} min"))
             return out

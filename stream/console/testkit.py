@@ -8,8 +8,10 @@ real alarm service). Used by ``vitalstream demo`` for its demo logins too.
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from vitalstream.model import Alert, AlertState, alert_id
 
@@ -52,6 +54,116 @@ def raise_alert(outreach, patient: str, rule: str = "bradycardia", *, signal: st
     outreach.write_alerts([a])
     outreach.flush()
     return Raised(a)
+
+
+# -- the API tests' world: the real app, the real alarm service, one Redis --
+
+BASE_URL = "https://testserver"  # the session cookie is Secure: a client must use https
+
+
+@dataclass
+class World:
+    """A seeded console on Redis, with the alarm service that applies its commands (on a
+    ``FakeClock`` that starts at the wall clock: ``clock.advance`` moves its timers) and the
+    pipeline's alert writer. ``client()`` is an in-process HTTP client of the app."""
+
+    settings: Any
+    r: Any
+    console: Any
+    service: Any
+    outreach: Any
+    clock: Any
+    app: Any = field(default=None, repr=False)
+
+    @property
+    def prefix(self) -> str:
+        return self.console.alarms.prefix
+
+    def client(self, **kw: Any):
+        from fastapi.testclient import TestClient
+
+        return TestClient(self.app, base_url=BASE_URL, **kw)
+
+    def login(self, username: str, password: str | None = None):
+        """A client signed in as ``username`` (a ``USERS`` one unless ``password``), and its
+        session's CSRF token."""
+        c = self.client()
+        return c, login(c, username, password)
+
+    def raise_alert(self, patient: str, rule: str = "bradycardia", *, step: bool = True,
+                    **kw: Any) -> Raised:
+        got = raise_alert(self.outreach, patient, rule, **kw)
+        if step:
+            self.service.step()
+        return got
+
+    def step(self) -> int:
+        return self.service.step()
+
+    def commands(self) -> int:
+        """How many commands reached the alarm service's command stream."""
+        return self.r.xlen(self.console.alarms.commands)
+
+    def notices(self, alert_id: str | None = None) -> list[dict]:
+        """The outreach messages (of one alarm), in stream order."""
+        out = [json.loads(f[b"message"]) for _, f in self.r.xrange(self.console.alarms.outreach)]
+        return [n for n in out if alert_id is None or n["alert_id"] == alert_id]
+
+    def audit(self, alert_id: str | None = None) -> list[dict]:
+        out = [{k.decode(): v.decode() for k, v in f.items()}
+               for _, f in self.r.xrange(self.console.alarms.audit)]
+        return [a for a in out if alert_id is None or a["alert_id"] == alert_id]
+
+    def alarm(self, alert_id: str) -> dict | None:
+        """The open alarm as the alarm service stored it (None: closed or unknown)."""
+        return self.console.alarms.find(alert_id)
+
+
+def world(redis_url: str, *, client: Any = None, clock: Any = None, seeded: bool = True,
+          fast_hashes: bool = True, **console: Any) -> World:
+    """A ``World`` on ``redis_url`` (``console``: settings of the ``console`` section, e.g.
+    ``login_window_s=2``). ``fast_hashes``: argon2id with the least work (a test logs in
+    often); False: the console's own parameters."""
+    import redis
+    from argon2 import PasswordHasher
+
+    from vitalstream.stream.console.auth import Accounts
+
+    from vitalstream.clock import FakeClock
+    from vitalstream.sinks.redis_streams import RedisOutreach
+    from vitalstream.stream import settings as S
+    from vitalstream.stream.alarms import AlarmService
+    from vitalstream.stream.console.app import create_app
+    from vitalstream.stream.console.server import build
+
+    overrides = {("redis", "url"): redis_url, **{("console", k): v for k, v in console.items()}}
+    s = S.load(env={}, overrides=overrides)
+    r = client if client is not None else redis.Redis.from_url(redis_url)
+    c = build(s, client=r, series=None, live=False)
+    if fast_hashes:
+        a = c.accounts
+        c.accounts = Accounts(r, c.alarms.prefix, session_ttl_s=a.session_ttl_s,
+                              max_failures=a.max_failures, window_s=a.window_s,
+                              hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    if seeded:
+        seed(c)
+    clock = clock if clock is not None else FakeClock(time.time_ns())
+    svc = AlarmService(r, s.redis.alerts_stream, cfg=c.lifecycle, prefix=c.alarms.prefix,
+                       clock=clock)
+    return World(s, r, c, svc, RedisOutreach(s.redis, r), clock, create_app(c))
+
+
+def login(client, username: str, password: str | None = None) -> str:
+    """Sign ``client`` in as a person's browser does (the login CSRF token first); the
+    session's CSRF token, for ``X-CSRF-Token``."""
+    if password is None:
+        password = USERS[username][2]
+    t = client.get("/api/csrf").json()["csrf"]
+    got = client.post("/api/session", json={"username": username, "password": password},
+                      headers={"X-CSRF-Token": t})
+    if got.status_code != 200:
+        raise AssertionError(f"login of {username}: {got.status_code} {got.text}")
+    return got.json()["csrf"]
 
 
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
