@@ -37,6 +37,7 @@ from vitalstream.stream.console import models as m
 from vitalstream.stream.console.auth import Accounts, AuthError, User
 from vitalstream.stream.console.cohorts import Cohorts
 from vitalstream.stream.console.live import Event, LiveFeed, sse
+from vitalstream.stream.console.openapi import document_errors, invalid
 from vitalstream.stream.console.views import Views
 
 COOKIE, CSRF_COOKIE = "vs_session", "vs_login_csrf"
@@ -90,6 +91,17 @@ def caller(request: Request) -> Caller:
 Who = Annotated[Caller, Depends(caller)]
 
 
+def _allowed(app: FastAPI, scope: dict) -> list[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(scope)  # PARTIAL: the path matches, the method does not
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
 def create_app(c: Console) -> FastAPI:
     app = FastAPI(title="vitalstream console", version="1",
                   description="The care team's view of live alarms, patients and the audit. "
@@ -110,6 +122,10 @@ def create_app(c: Console) -> FastAPI:
         h.setdefault("X-Frame-Options", "DENY")
         if request.url.path.startswith("/api/"):
             h.setdefault("Cache-Control", "no-store")
+        if response.status_code == 405:
+            # starlette names only the first route that matched the path; a path served by
+            # several routes (GET and POST handlers) must list them all (RFC 9110 15.5.6)
+            h["Allow"] = ", ".join(_allowed(app, request.scope))
         return response
 
     @app.exception_handler(AuthError)
@@ -222,7 +238,7 @@ def create_app(c: Console) -> FastAPI:
               tags=["alerts"])
     def assign(alert_id: str, body: m.Assign, who: Who) -> Any:
         if c.accounts.user(body.to) is None:
-            raise HTTPException(422, f"no console user {body.to!r}")
+            raise invalid(("body", "to"), f"no console user {body.to!r}")
         return command(who, alert_id, "assign", reason=body.reason, assignee=body.to)
 
     @app.get("/api/alerts/{alert_id}/history", response_model=m.HistoryOut, tags=["alerts"])
@@ -288,7 +304,7 @@ def create_app(c: Console) -> FastAPI:
         end = end_ns if end_ns is not None else c.views.now_ns()
         start = start_ns if start_ns is not None else end - round(range_s * 10**9)
         if start >= end or end - start > 31 * 86400 * 10**9:
-            raise HTTPException(422, "need start_ns < end_ns, at most 31 days apart")
+            raise invalid(("query", "start_ns"), "need start_ns < end_ns, at most 31 days apart")
         try:
             return c.views.series(patient, start, end)
         except VitalstreamError as exc:  # the series store is away or refused
@@ -346,7 +362,7 @@ def create_app(c: Console) -> FastAPI:
         except AuthError:
             raise
         except Exception as exc:  # an invalid patient id
-            raise HTTPException(422, str(exc)) from None
+            raise invalid(("body", "patients"), str(exc)) from None
         return {"name": name, "patients": c.cohorts.members().get(name, [])}
 
     # -- pages --
@@ -381,6 +397,9 @@ def create_app(c: Console) -> FastAPI:
     def root() -> Response:
         return RedirectResponse("/alerts", 303)
 
+    document_errors(app, {
+        ("get", "/api/events"): {"503": "no live feed in this process"},
+        ("get", "/api/patients/{patient}/series"): {"503": "the series store is away"}})
     return app
 
 
