@@ -27,7 +27,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from vitalstream.errors import VitalstreamError
@@ -36,13 +36,13 @@ from vitalstream.sinks.alarm_state import RedisAlarmState
 from vitalstream.stream.console import models as m
 from vitalstream.stream.console.auth import Accounts, AuthError, User
 from vitalstream.stream.console.cohorts import Cohorts
+from vitalstream.stream.console.layout import render
 from vitalstream.stream.console.live import Event, LiveFeed, sse
 from vitalstream.stream.console.openapi import document_errors, invalid
 from vitalstream.stream.console.views import Views
 
 COOKIE, CSRF_COOKIE = "vs_session", "vs_login_csrf"
 HERE = Path(str(resources.files("vitalstream.stream.console")))
-PAGES = HERE / "pages"
 SAFE = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -367,12 +367,15 @@ def create_app(c: Console) -> FastAPI:
 
     # -- pages --
 
+    def html_page(name: str) -> Response:
+        return HTMLResponse(render(name), headers={"Cache-Control": "no-store"})
+
     def page(name: str):
         def serve(request: Request) -> Response:
             token = request.cookies.get(COOKIE)
             if token is None or c.accounts.session(token) is None:
                 return RedirectResponse(f"/login?next={quote(request.url.path)}", 303)
-            return FileResponse(PAGES / f"{name}.html", headers={"Cache-Control": "no-store"})
+            return html_page(name)
         return serve
 
     for path, name in (("/alerts", "alerts"), ("/ward", "ward"), ("/history", "history")):
@@ -387,11 +390,11 @@ def create_app(c: Console) -> FastAPI:
         if not c.views.sees_patient(got[0], patient):
             return Response("no such patient, or not in your cohorts", 404,
                             media_type="text/plain")
-        return FileResponse(PAGES / "patient.html", headers={"Cache-Control": "no-store"})
+        return html_page("patient")
 
     @app.get("/login", include_in_schema=False)
     def login_page() -> Response:
-        return FileResponse(PAGES / "login.html", headers={"Cache-Control": "no-store"})
+        return html_page("login")
 
     @app.get("/", include_in_schema=False)
     def root() -> Response:
