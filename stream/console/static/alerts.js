@@ -10,7 +10,7 @@
   const empty = document.getElementById("alerts-empty");
   const count = document.getElementById("alert-count");
   const cohortSel = document.getElementById("cohort-filter");
-  const loadError = document.getElementById("load-error");
+  const showError = VS.errorStrip();
   table.prepend(VS.AlertTable.header(true));
   const rows = new VS.AlertTable(tbody, { showPatient: true });
   let latest = [];
@@ -30,18 +30,16 @@
     await VS.page("alerts", {
       onAlerts(alerts) {
         latest = alerts;
-        loadError.classList.add("hidden");
+        showError("");
         render();
       },
       onError(e) {
-        loadError.textContent = `Could not load the alarms: ${e.message}`;
-        loadError.classList.remove("hidden");
+        showError(`Could not load the alarms: ${e.message}`);
       },
     });
   } catch (e) {
     if (e.status !== 401) {
-      loadError.textContent = `Could not load the alarms: ${e.message}`;
-      loadError.classList.remove("hidden");
+      showError(`Could not load the alarms: ${e.message}`);
     }
     return;
   }

@@ -49,6 +49,11 @@
   }
   VS.h = h;
   VS.$ = (sel, root) => (root || document).querySelector(sel);
+  /** the page's error strip (#load-error): show(text) shows it, show("") hides it */
+  VS.errorStrip = (el = document.getElementById("load-error")) => (text) => {
+    el.textContent = text;
+    el.classList.toggle("hidden", !text);
+  };
 
   VS.patientHref = (p) => "/patients/" + encodeURIComponent(p);
   /** technical alarms (a gateway's, the pipeline's) have no patient page */

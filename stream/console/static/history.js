@@ -9,13 +9,9 @@
   const count = document.getElementById("audit-count");
   const patientIn = document.getElementById("patient-filter");
   const limitSel = document.getElementById("limit-select");
-  const loadError = document.getElementById("load-error");
+  const showError = VS.errorStrip();
   let known = null;  // entries shown before (null: first render)
 
-  function showError(text) {
-    loadError.textContent = text;
-    loadError.classList.toggle("hidden", !text);
-  }
 
   const keyOf = (e) => `${e.event_ns}|${e.alert_id}|${e.action}|${e.who}`;
 

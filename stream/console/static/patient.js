@@ -14,7 +14,7 @@
   const enc = encodeURIComponent(id);
 
   const $ = (x) => document.getElementById(x);
-  const loadError = $("load-error");
+  const showError = VS.errorStrip($("load-error"));
   const chartsEl = $("charts");
   const note = $("series-note");
   const rangeSel = $("range-select");
@@ -37,10 +37,6 @@
     high: "#ff3b3b", medium: "#ffc400", low: "#29c5f6",
   };
 
-  function showError(text) {
-    loadError.textContent = text;
-    loadError.classList.toggle("hidden", !text);
-  }
   function showNote(text) {
     note.textContent = text || "";
     note.classList.toggle("hidden", !text);

@@ -9,13 +9,9 @@
   const empty = document.getElementById("ward-empty");
   const count = document.getElementById("patient-count");
   const cohortSel = document.getElementById("cohort-filter");
-  const loadError = document.getElementById("load-error");
+  const showError = VS.errorStrip();
   let known = null;  // patients shown before (null: first render)
 
-  function showError(text) {
-    loadError.textContent = text;
-    loadError.classList.toggle("hidden", !text);
-  }
 
   function worst(c) {
     return c.high > 0 ? "high" : c.medium > 0 ? "medium" : c.low > 0 ? "low" : "";
