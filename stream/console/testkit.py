@@ -90,6 +90,13 @@ class World:
         c = self.client()
         return c, login(c, username, password)
 
+    def try_login(self, username: str, password: str):
+        """The answer to one sign-in attempt (as a browser makes it), whatever it is."""
+        c = self.client()
+        t = c.get("/api/csrf").json()["csrf"]
+        return c.post("/api/session", json={"username": username, "password": password},
+                      headers={"X-CSRF-Token": t})
+
     def raise_alert(self, patient: str, rule: str = "bradycardia", *, step: bool = True,
                     **kw: Any) -> Raised:
         got = raise_alert(self.outreach, patient, rule, **kw)
