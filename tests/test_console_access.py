@@ -18,6 +18,7 @@ import json
 import pytest
 
 from vitalstream.stream.console import testkit
+from vitalstream.stream.console.testkit import csrf_h
 
 pytestmark = pytest.mark.services
 
@@ -25,10 +26,6 @@ pytestmark = pytest.mark.services
 @pytest.fixture
 def w(redis_server, redis_client):
     return testkit.world(redis_server.url, client=redis_client)
-
-
-def csrf_h(token: str) -> dict:
-    return {"X-CSRF-Token": token}
 
 
 # -- cohorts --

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from vitalstream.stream.console import testkit
+from vitalstream.stream.console.testkit import csrf_h
 from vitalstream.stream.console.app import COOKIE, CSRF_COOKIE
 
 pytestmark = pytest.mark.services
@@ -26,10 +27,6 @@ pytestmark = pytest.mark.services
 @pytest.fixture
 def w(redis_server, redis_client):
     return testkit.world(redis_server.url, client=redis_client)
-
-
-def csrf_h(token: str) -> dict:
-    return {"X-CSRF-Token": token}
 
 
 def set_cookies(response) -> dict[str, str]:

@@ -160,6 +160,11 @@ def world(redis_url: str, *, client: Any = None, clock: Any = None, seeded: bool
     return World(s, r, c, svc, RedisOutreach(s.redis, r), clock, create_app(c))
 
 
+def csrf_h(token: str) -> dict:
+    """The header a cookie session's state-changing request carries."""
+    return {"X-CSRF-Token": token}
+
+
 def login(client, username: str, password: str | None = None) -> str:
     """Sign ``client`` in as a person's browser does (the login CSRF token first); the
     session's CSRF token, for ``X-CSRF-Token``."""
