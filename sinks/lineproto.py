@@ -229,3 +229,16 @@ def burden_line(p: BurdenPoint, measurement: str = "alarm_burden") -> str:
     body = ",".join(f"{field_key(k)}={v}" for k, v in sorted(fields.items()))
     tags = _tags(priority=p.priority, rule=p.rule)
     return f"{_measurement(measurement)}{tags} {body} {p.start_ns}"
+
+
+def profile_line(patient: str, tag_name: str, change: str, source: str, confidence: float,
+                 title: str, text: str, at_ns: int) -> str:
+    """A profile change as an annotation (Grafana reads ``title``/``text``; tags filter it).
+
+    >>> print(profile_line("p1", "hypertension", "set", "derived", 0.5, "hypertension set",
+    ...                    'mean "146/92"', 7))
+    profile_event,change=set,patient=p1,source=derived,tag=hypertension confidence=0.5,text="mean \\"146/92\\"",title="hypertension set" 7
+    """
+    return (f"profile_event{_tags(change=change, patient=patient, source=source, tag=tag_name)} "
+            f"confidence={_float(confidence)},text={string_field(text)},title={string_field(title)} "
+            f"{at_ns}")
