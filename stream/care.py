@@ -1,0 +1,135 @@
+"""The care stage as a service: one ``CareLogic`` per person, a clock, and the stores.
+
+``CareService`` hosts the care stage (``operators.care.CareFlow``) the way a
+runtime does: items are routed to the logic of their *person* (a merged patient
+id resolves to the person it was linked into, ``connectors.persons``), timers
+fire when the injected clock reaches them, and every output goes to a
+``CareWriter``: tag changes to the profile store, to the profile events stream
+and to InfluxDB as annotations; nudges to the nudge outreach stream and the
+patient's nudge log; suppressions counted by reason; exposures and outcome
+records to the experiment's hashes.
+
+The bytewax dataflow hosts the same logics in a keyed step (``stream.bytewax_flow``);
+this class is what ``vitalstream care replay`` and the tests run, on a
+``FakeClock`` when time must pass faster than it does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from typing import Any, Callable, Iterable
+
+from vitalstream.care import Exposure, Nudge, NudgeSuppressed, TagChange
+from vitalstream.clock import Clock
+from vitalstream.operators.care import CareFlow, CareLogic
+from vitalstream.sinks.lineproto import profile_line
+
+
+class CareWriter:
+    """Where the care stage's outputs go (Redis via ``ProfileStore``, InfluxDB line writer)."""
+
+    def __init__(self, store, lines=None) -> None:
+        self.store = store
+        self.lines = lines  # an object with write_lines(list[str]) (InfluxWriter), or None
+        self.counts: dict[str, int] = {}
+
+    def write(self, outputs: Iterable[Any]) -> None:
+        tags, nudges, outcomes, lines = [], [], {}, []
+        for x in outputs:
+            t = type(x)
+            self.counts[t.__name__] = self.counts.get(t.__name__, 0) + 1
+            if t is TagChange:
+                tags.append(x)
+                lines.append(profile_line(x.patient, x.tag, x.change, x.source, x.confidence,
+                                          f"{x.tag} {x.change}", x.rule, x.at_ns))
+            elif t in (Nudge, NudgeSuppressed, Exposure):
+                nudges.append(x)
+            elif hasattr(x, "experiment") and hasattr(x, "metric"):  # an outcome record
+                outcomes.setdefault(x.experiment, []).append(_outcome_json(x))
+        if tags:
+            self.store.apply(tags)
+        if nudges:
+            self.store.record(nudges)
+        for name, recs in outcomes.items():
+            self.store.record_outcomes(name, recs)
+        if lines and self.lines is not None:
+            self.lines.write_lines(lines)
+
+
+def _outcome_json(x: Any) -> dict:
+    d = dataclasses.asdict(x) if dataclasses.is_dataclass(x) else dict(vars(x))
+    return {k: v for k, v in d.items()}
+
+
+class CareService:
+    def __init__(self, flow: CareFlow, writer: CareWriter | None, clock: Clock, *,
+                 person_of: Callable[[str], str] | None = None) -> None:
+        self.flow = flow
+        self.writer = writer
+        self.clock = clock
+        self.person_of = person_of if person_of is not None else (lambda pid: pid)
+        self.logics: dict[str, CareLogic] = {}
+        self.outputs: list = []  # everything emitted, in order (for callers and tests)
+        self._commands_after = "0-0"
+
+    def logic(self, person: str) -> CareLogic:
+        got = self.logics.get(person)
+        if got is None:
+            got = self.logics[person] = self.flow.build(key=person)
+        return got
+
+    def feed(self, items: Iterable[Any]) -> list:
+        """Items (readings, care events) in; outputs out, already written."""
+        out: list = []
+        for x in items:
+            person = self.person_of(x.patient)
+            out += self.logic(person).on_item(x)[0]
+        return self._emit(out)
+
+    def tick(self) -> list:
+        """Fire every timer due at the clock's time."""
+        now = self.clock.now_ns()
+        out: list = []
+        for logic in self.logics.values():
+            due = logic.notify_at()
+            if due is not None and due <= now:
+                out += logic.on_notify(now)[0]
+        return self._emit(out)
+
+    def run_until(self, t_ns: int) -> list:
+        """Move a FakeClock to ``t_ns`` one timer at a time (so days pass in order, and a
+        silent person's reminders fire when they are due, not all at the end)."""
+        out: list = []
+        while True:
+            due = [d for d in (lg.notify_at() for lg in self.logics.values()) if d is not None]
+            nxt = min(due) if due else None
+            if nxt is None or nxt > t_ns:
+                break
+            if nxt > self.clock.now_ns():
+                self.clock.set(nxt)
+            out += self.tick()
+            stuck = [k for k, lg in self.logics.items()
+                     if (d := lg.notify_at()) is not None and d <= self.clock.now_ns()]
+            if stuck:  # a logic that asks again for a time already reached would spin
+                raise RuntimeError(f"care logic of {stuck[0]} did not move its timer on")
+        if t_ns > self.clock.now_ns():
+            self.clock.set(t_ns)
+            out += self.tick()
+        return out
+
+    def poll_commands(self, store) -> list:
+        """Care-team commands queued in Redis (manual tags, visits, meals, zones) in."""
+        self._commands_after, events = store.commands(self._commands_after)
+        return self.feed(events) if events else []
+
+    def _emit(self, out: list) -> list:
+        if out and self.writer is not None:
+            self.writer.write(out)
+        self.outputs += out
+        return out
+
+
+def merged(items: Iterable[Any], by: Callable[[Any], int]) -> list:
+    """Several event-ordered item lists as one (for replays of readings and care events)."""
+    return list(heapq.merge(*items, key=by))
