@@ -10,6 +10,9 @@
     vitalstream alerts serve|list|ack|snooze|resolve|history   # the alarm lifecycle
     vitalstream outreach consume --group G --consumer C   # read and ack outreach messages
     vitalstream console [create-user|cohort|users|token]   # the care-team web console
+    vitalstream profile show|tag, cohort list|add|remove    # health profiles (chronic care)
+    vitalstream identity link|unlink|show                  # one identity per person
+    vitalstream experiment report NAME                     # nudge experiments per variant
     vitalstream news2 [FILE|-]       # NEWS2 (RCP 2017) of JSON-line observations
     vitalstream bp-class --guideline acc-aha-2017|china-2018|esc-esh-2018 [FILE|-]
 """
@@ -270,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     from vitalstream.stream.cli.console import add_console_commands
 
     add_console_commands(sub)
+    from vitalstream.stream.cli.care import add_care_commands
+
+    add_care_commands(sub)
     return p
 
 
