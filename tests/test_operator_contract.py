@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import pytest
 
+from vitalstream.care import CareEvent, TagChange
 from vitalstream.model import Quality, Reading
 from vitalstream.operators.anomaly.stage import AnomalyStage
 from vitalstream.operators.check import (CHECKS, Case, check_bounded_state, check_no_wall_clock,
@@ -27,6 +28,7 @@ from vitalstream.operators.dedup import Dedup
 from vitalstream.operators.concerns import Concerns
 from vitalstream.operators.news2 import News2, News2Context
 from vitalstream.operators.news2_alerts import News2Rule
+from vitalstream.operators.nudge import NudgePolicy
 from vitalstream.operators.patient import PatientFlow
 from vitalstream.operators.rules import RuleSet
 from vitalstream.operators.shard import PatientHost
@@ -250,6 +252,56 @@ def _backfill_or_no_data(canon: str) -> bool:
     return _no_data(canon) or "rule='backfill'" in canon
 
 
+# -- the nudge engine: a hypertensive patient's readings with gaps, meals, visits, tags --
+
+
+@dataclass(frozen=True)
+class _AtEventTime:
+    """A TagChange (stamped ``at_ns``, no ``event_ns``) as ``arrivals`` orders items."""
+
+    event_ns: int
+    item: object
+
+
+def _arrive_care(x, at: int):
+    return x.item if isinstance(x, _AtEventTime) else dataclasses.replace(x, recv_ns=at) \
+        if isinstance(x, Reading) else x  # CareEvent has no arrival stamp
+
+
+def nudge_stream(n: int = 0, *, days: int = 120) -> list:
+    """A patient in hypertension care, day by day (repeating every 120 days): tag set on
+    day 0, ended on day 60, set again on day 62 (the welcome task twice); a BP reading each
+    morning except days 10-15 of every 20 (bp-missing fires, repeats, meets the caps);
+    lunch daily with glucose logged every third day (glucose-after-meal); a dinner at
+    19:30 UTC every fourth day (due in quiet hours, expires); a visit on day 5 of every 30
+    (follow-up, done by a later reading or not); in New York from day 40 to day 100.
+    ``n``: the first n items of as many days as that takes (the state-size check)."""
+    p, out, d = "s00001", [], 0
+    day0 = T0 - T0 % DAY_NS
+    while len(out) < n if n else d < days:
+        base, k = day0 + d * DAY_NS, d % 120
+        at = lambda h, m=0: base + h * 3600 * NS + m * MIN_NS  # noqa: E731
+        if k in (0, 60, 62):
+            change = "end" if k == 60 else "set"
+            out.append(_AtEventTime(at(6), TagChange(p, "hypertension", change, "bp-guideline",
+                                                     at(6), None, 0.9, at(6))))
+        if d % 20 not in range(10, 16):
+            out.append(Reading(p, "cuff", Signal.BP_SYSTOLIC, 128.0 + d % 7, "mm[Hg]",
+                               at(7, 30), at(7, 30)))
+        out.append(CareEvent(p, "meal", at(12)))
+        if d % 3 == 0:
+            out.append(Reading(p, "meter", Signal.GLUCOSE, 110.0, "mg/dL", at(13), at(13)))
+        if d % 4 == 0:
+            out.append(CareEvent(p, "meal", at(19, 30)))
+        if d % 30 == 5:
+            out.append(CareEvent(p, "visit", at(15)))
+        if k in (40, 100):
+            out.append(CareEvent(p, "timezone", at(16),
+                                 "America/New_York" if k == 40 else "Europe/London"))
+        d += 1
+    return out[:n] if n else out
+
+
 CASES = [
     Case("dedup", Dedup(120 * NS), s00001(), latency_ns=NS, reorder_ns=30 * NS,
          absorbs_duplicates=True, long_items=hr_stream),
@@ -286,6 +338,11 @@ CASES = [
          latency_ns=NS // 2, reorder_ns=NS, absorbs_duplicates=True,
          evict_after_ns=2 * 3600 * NS, long_items=backfill_contact_long, settle_ns=3 * 60 * NS,
          arrive=_arrive, on_arrival=_backfill_or_no_data),
+    # the nudge engine (packaged policy): order matters (a nudge sent is not recalled by a
+    # reading that comes later), re-sent items change nothing; patients are never evicted
+    # (the silent one is the one to remind); 10 days of silence after the stream
+    Case("nudge", NudgePolicy.default(), nudge_stream(), key="s00001", absorbs_duplicates=True,
+         long_items=nudge_stream, arrive=_arrive_care, settle_ns=10 * DAY_NS),
 ]
 
 
