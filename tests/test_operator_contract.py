@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import pytest
 
-from vitalstream.care import CareEvent, TagChange
+from vitalstream.care import CareEvent, Exposure, TagChange
 from vitalstream.model import Quality, Reading
 from vitalstream.operators.anomaly.stage import AnomalyStage
 from vitalstream.operators.check import (CHECKS, Case, check_bounded_state, check_no_wall_clock,
@@ -25,6 +25,7 @@ from vitalstream.operators.check import (CHECKS, Case, check_bounded_state, chec
                                          check_snapshot_resume, run)
 from vitalstream.operators.contract import RETAIN, Stateless
 from vitalstream.operators.dedup import Dedup
+from vitalstream.operators.experiment.outcomes import MeasuredWithin, OutcomeTracker, TrendAfter
 from vitalstream.operators.concerns import Concerns
 from vitalstream.operators.news2 import News2, News2Context
 from vitalstream.operators.news2_alerts import News2Rule
@@ -302,6 +303,39 @@ def nudge_stream(n: int = 0, *, days: int = 120) -> list:
     return out[:n] if n else out
 
 
+# -- experiment outcomes: one patient's BP readings and exposures to many experiments --
+
+
+@dataclass(frozen=True)
+class _Exposed:
+    """An ``Exposure`` (timed by ``at_ns``) as ``arrivals`` orders items: by ``event_ns``."""
+
+    event_ns: int
+    exposure: Exposure
+
+
+def _arrive_exposed(x, at: int):
+    return x.exposure if isinstance(x, _Exposed) else dataclasses.replace(x, recv_ns=at)
+
+
+def outcome_stream(n: int = 660) -> list:
+    """n items: a systolic every 3 h (120-139 mm[Hg], silent on every 4th day) and, 90 min
+    after every 11th, an exposure to a new experiment (variants in turn): 60 exposures."""
+    out: list = []
+    for i in range(n):
+        t = T0 + i * 3 * 3600 * NS
+        if (i // 8) % 4 != 3:
+            out.append(Reading("p1", "cuff-1", Signal.BP_SYSTOLIC, 120.0 + i % 20, "mm[Hg]", t, t))
+        if i % 11 == 5:
+            e = Exposure(f"exp-{i // 11}", ("holdout", "sms")[i // 11 % 2], "p1", "bp-missing",
+                         t + 90 * 60 * NS)
+            out.append(_Exposed(e.at_ns, e))
+    return out[:n]
+
+
+OUTCOMES = OutcomeTracker((MeasuredWithin(), TrendAfter(days=7)), lateness_s=3600)
+
+
 CASES = [
     Case("dedup", Dedup(120 * NS), s00001(), latency_ns=NS, reorder_ns=30 * NS,
          absorbs_duplicates=True, long_items=hr_stream),
@@ -343,6 +377,10 @@ CASES = [
     # (the silent one is the one to remind); 10 days of silence after the stream
     Case("nudge", NudgePolicy.default(), nudge_stream(), key="s00001", absorbs_duplicates=True,
          long_items=nudge_stream, arrive=_arrive_care, settle_ns=10 * DAY_NS),
+    # experiment outcomes: closes each window on event time (1 h lateness) or the clock
+    Case("experiment-outcomes", OUTCOMES, outcome_stream(), key="p1", latency_ns=NS,
+         reorder_ns=30 * 60 * NS, absorbs_duplicates=True, evict_after_ns=9 * DAY_NS,
+         long_items=outcome_stream, arrive=_arrive_exposed, settle_ns=9 * DAY_NS),
 ]
 
 

@@ -7,8 +7,8 @@ version-2 hash (FNV-1a 32-bit, applied twice, to 4 decimal places), and the
 variant is the weight range the hash falls in (``getBucketRanges`` /
 ``chooseVariation``).
 
->>> gb_hash("", "a", 1), gb_hash("", "a", 2)
-(0.22, 0.0216)
+>>> gb_hash("", "a", 1), gb_hash("seed", "a", 2)  # GrowthBook's cases.json "hash" vectors
+(0.22, 0.0505)
 >>> e = Experiment("bp-reminder", seed="s1", variants=("holdout", "sms", "app"), weights=(0.2, 0.4, 0.4))
 >>> e.assign("p0042") == e.assign("p0042")
 True
