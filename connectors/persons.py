@@ -246,6 +246,8 @@ class PersonResolver:
         self._version = -1
         self._next = float("-inf")
         self.map: dict[str, str] = {}
+        self.failures = 0
+        self.retry_max_s = 30.0
 
     def refresh(self) -> None:
         now = self._monotonic()
@@ -256,8 +258,12 @@ class PersonResolver:
             v = self.persons.version()
             if v != self._version:
                 self.map, self._version = self.persons.load_all(), v
+            self.failures = 0
         except redis.RedisError:
-            pass  # serve the last mapping
+            # serve the last mapping; back off, since the poll runs on the flow's thread and
+            # a hung server costs a socket timeout per poll
+            self.failures += 1
+            self._next = now + min(self.retry_max_s, self.poll_s * 2 ** self.failures)
 
     def __call__(self, raw) -> str | None:
         patient = self.inner(raw)

@@ -43,6 +43,7 @@ class CareFlow:
 
 @dataclass
 class CareState:
+    key: str = ""  # the person (runtimes that do not hand the key to a builder read it here)
     profile: Any = None
     nudges: Any = None
     outcomes: Any = None
@@ -97,4 +98,4 @@ class CareLogic:
         return out, RETAIN
 
     def snapshot(self) -> CareState:
-        return CareState(**{name: logic.snapshot() for name, logic in self.parts})
+        return CareState(self.key, **{name: logic.snapshot() for name, logic in self.parts})

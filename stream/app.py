@@ -76,6 +76,7 @@ class Live:
     result_writers: list[ResultWriter] = field(default_factory=list)
     hosts: list[ShardHost] = field(default_factory=list)
     influx: list[InfluxWriter] = field(default_factory=list)
+    care_writers: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def totals(self) -> dict[str, int]:
@@ -104,6 +105,11 @@ class Live:
                 "redis_outage": int(any(getattr(o, "in_outage", False) for o in outreach)),
                 "redis_buffered": sum(getattr(o, "buffered", 0) for o in outreach),
                 "redis_dropped": sum(getattr(o, "dropped", 0) for o in outreach),
+                "tag_changes": sum(w.counts.get("TagChange", 0) for w in self.care_writers),
+                "nudges": sum(w.counts.get("Nudge", 0) for w in self.care_writers),
+                "nudges_suppressed": sum(w.counts.get("NudgeSuppressed", 0)
+                                         for w in self.care_writers),
+                "care_held": sum(len(w.held) for w in self.care_writers),
             }
 
 
@@ -130,6 +136,11 @@ _METRICS = {
     "redis_outage": ("vitalstream_redis_outage", "gauge", "1 while Redis writes fail (outreach degraded)"),
     "redis_buffered": ("vitalstream_redis_buffered", "gauge", "alerts and dead letters held for Redis"),
     "redis_dropped": ("vitalstream_redis_dropped_total", "counter", "items dropped: Redis buffer full"),
+    "tag_changes": ("vitalstream_profile_tag_changes_total", "counter", "profile tags set, updated or ended"),
+    "nudges": ("vitalstream_nudges_sent_total", "counter", "nudges sent (reminders and care-team tasks)"),
+    "nudges_suppressed": ("vitalstream_nudges_suppressed_total", "counter",
+                          "nudges not sent (caps, quiet hours expired, holdout, already done...)"),
+    "care_held": ("vitalstream_care_held", "gauge", "care outputs held for Redis (outage)"),
 }
 
 
@@ -145,6 +156,7 @@ class Pipeline:
         self.on_alert = on_alert
         self.live = Live()
         self.stop_event = threading.Event()
+        self._stoppables: list[_StoppableReceiver] = []
         self.patient_resolver = (patient_resolver if patient_resolver is not None
                                  else assembly.resolver(settings))
         self.host_cfg = assembly.patient_host(settings, caught_up=self._caught_up)
@@ -168,7 +180,10 @@ class Pipeline:
         after = self.settings.pipeline.broker_lost_after_s
         # one report for the deployment: worker indexes are global, so worker 0 is in process 0
         link = LinkWatch(after).build() if index == 0 and after is not None else None
-        return _StoppableReceiver(r, self.stop_event, link)
+        stoppable = _StoppableReceiver(r, self.stop_event, link)
+        with self.live.lock:
+            self._stoppables.append(stoppable)
+        return stoppable
 
     def _influx(self, index: int, role: str) -> InfluxWriter:
         from dataclasses import replace
@@ -204,13 +219,45 @@ class Pipeline:
         with self.live.lock:
             self.live.hosts.append(host)
 
+    def _care_writer(self, index: int):
+        from vitalstream.sinks.profiles import ProfileStore
+        from vitalstream.sinks.redis_streams import connect
+        from vitalstream.stream.care import CareWriter
+
+        w = CareWriter(ProfileStore(connect(self.settings.redis.url)), self._influx(index, "care"))
+        with self.live.lock:
+            self.live.care_writers.append(w)
+        return w
+
+    def _care(self, flow, outcomes) -> None:
+        from vitalstream.clock import SystemClock
+        from vitalstream.sinks.profiles import ProfileStore
+        from vitalstream.sinks.redis_streams import connect
+        from vitalstream.stream.care_flow import CommandsSource, add_care
+
+        url = self.settings.redis.url
+        add_care(flow, outcomes, assembly.care_flow(self.settings), WriterSink(self._care_writer),
+                 SystemClock(), CommandsSource(lambda: ProfileStore(connect(url)),
+                                               self.settings.care.commands_poll_s, self._input_ended))
+
+    def _input_ended(self) -> bool:
+        """Has the readings' input ended (a stop request, or a bounded run's idle stop)?"""
+        if self.stop_event.is_set():
+            return True
+        if self.idle_stop_s is None:
+            return False
+        with self.live.lock:
+            receivers = list(self._stoppables)
+        return bool(receivers) and all(r.idle_for_s() >= self.idle_stop_s for r in receivers)
+
     def build(self):
         flow, _ = build_flow(ReceiverSource(self._receiver, self.idle_stop_s),
                              self._ingest, self.host_cfg, WriterSink(self._outcome_writer),
                              WriterSink(self._result_writer), shards=self.settings.pipeline.shards,
                              on_host=self._on_host,
                              eof_flush=self._flush_at_eof,
-                             durable=self.settings.pipeline.state_dir is not None)
+                             durable=self.settings.pipeline.state_dir is not None,
+                             extend=self._care if self.settings.care.enabled else None)
         return flow
 
     def _recovery(self) -> dict:

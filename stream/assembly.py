@@ -172,13 +172,21 @@ def resolver(settings: Settings) -> PatientResolver:
     """Who a reading belongs to: the payload's patient (else the device), or the registry."""
     identity = settings.pipeline.identity
     if identity == "payload":
-        return patient_from_payload
-    if identity == "registry":
+        inner = patient_from_payload
+    elif identity == "registry":
         from vitalstream.connectors.registry import DeviceRegistry, RegistryResolver
         from vitalstream.sinks.redis_streams import connect
 
-        return RegistryResolver(DeviceRegistry(connect(settings.redis.url)))
-    raise ConfigError("config", None, "bad_identity", f"pipeline.identity: {identity!r}")
+        inner = RegistryResolver(DeviceRegistry(connect(settings.redis.url)))
+    else:
+        raise ConfigError("config", None, "bad_identity", f"pipeline.identity: {identity!r}")
+    if not (settings.care.enabled and settings.care.persons):
+        return inner
+    # one identity per person: a merged patient id's readings go on as the person
+    from vitalstream.connectors.persons import PersonRegistry, PersonResolver
+    from vitalstream.sinks.redis_streams import connect
+
+    return PersonResolver(PersonRegistry(connect(settings.redis.url)), inner)
 
 
 def ingest(settings: Settings, *, patient_of: PatientResolver | None = None,
@@ -234,3 +242,21 @@ def lifecycle(settings: Settings) -> "Lifecycle":
         return Lifecycle(**kw)
     except (TypeError, ValueError, KeyError) as err:
         raise ConfigError("rules", None, "bad_lifecycle", f"{where}: lifecycle: {err}") from None
+
+
+def care_flow(settings: Settings) -> "CareFlow":
+    """The care stage: profile tags (the configured BP guideline), the nudge policy (its
+    YAML also gives the patients' default time zone) and the experiments' outcomes."""
+    from vitalstream.operators.care import CareFlow
+    from vitalstream.operators.experiment.outcomes import OutcomeTracker
+    from vitalstream.operators.nudge import NudgePolicy
+    from vitalstream.operators.profile import ProfileRules, default_rules
+
+    c = settings.care
+    policy = NudgePolicy.from_yaml(c.nudges) if c.nudges else NudgePolicy.default()
+    try:
+        profile = ProfileRules(default_rules(c.guideline), timezone=policy.timezone)
+    except ValueError as err:
+        raise ConfigError("config", None, "bad_value", f"care.guideline: {err}") from None
+    experiments = any(s.experiment is not None for s in policy.strategies)
+    return CareFlow(profile, policy, OutcomeTracker() if experiments else None)

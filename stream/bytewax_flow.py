@@ -166,9 +166,11 @@ def build_flow(source, make_ingest: Callable[[], Ingest], host: PatientHost,
                outcome_sink, result_sink, *, shards: int = 64, clock: Clock | None = None,
                on_host: Callable[[ShardHost], None] | None = None,
                eof_flush: Callable[[], bool] = lambda: True, durable: bool = True,
-               flow_id: str = "vitalstream") -> tuple[Dataflow, _PerThread]:
+               flow_id: str = "vitalstream",
+               extend: Callable[[Dataflow, object], None] | None = None) -> tuple[Dataflow, _PerThread]:
     """Assemble the dataflow; ``source``/``*_sink`` are bytewax Source/Sink objects.
-    ``durable=False``: the run keeps no recovery state, so snapshots are not taken."""
+    ``durable=False``: the run keeps no recovery state, so snapshots are not taken.
+    ``extend(flow, outcomes)`` adds steps over stage A's outcomes (the care stage)."""
     clock = clock or SystemClock()
     flow = Dataflow(flow_id)
     msgs = op.input("mqtt", flow, source)
@@ -183,6 +185,8 @@ def build_flow(source, make_ingest: Callable[[], Ingest], host: PatientHost,
 
     results = op.stateful_batch("patients", keyed, builder)
     op.output("results", op.key_rm("unkey", results), result_sink)
+    if extend is not None:
+        extend(flow, outcomes)
     return flow, ingest
 
 

@@ -16,50 +16,72 @@ this class is what ``vitalstream care replay`` and the tests run, on a
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 from typing import Any, Callable, Iterable
 
 from vitalstream.care import Exposure, Nudge, NudgeSuppressed, TagChange
 from vitalstream.clock import Clock
 from vitalstream.operators.care import CareFlow, CareLogic
+from vitalstream.operators.experiment.outcomes import OutcomeRecord
 from vitalstream.sinks.lineproto import profile_line
 
 
 class CareWriter:
-    """Where the care stage's outputs go (Redis via ``ProfileStore``, InfluxDB line writer)."""
+    """Where the care stage's outputs go (Redis via ``ProfileStore``, InfluxDB line writer).
 
-    def __init__(self, store, lines=None) -> None:
+    Redis away: the outputs wait in memory (up to ``buffer_max``, the oldest going first,
+    counted in ``dropped``) and are written, in order, by the next write that finds Redis
+    back. Writes are idempotent (event and nudge ids), so a batch that half-landed
+    before the outage is safe to write again."""
+
+    def __init__(self, store, lines=None, buffer_max: int = 100_000) -> None:
         self.store = store
         self.lines = lines  # an object with write_lines(list[str]) (InfluxWriter), or None
         self.counts: dict[str, int] = {}
+        self.buffer_max = buffer_max
+        self.held: list = []
+        self.dropped = 0
 
     def write(self, outputs: Iterable[Any]) -> None:
-        tags, nudges, outcomes, lines = [], [], {}, []
+        import redis
+
+        outputs = list(outputs)
+        lines = []
         for x in outputs:
-            t = type(x)
-            self.counts[t.__name__] = self.counts.get(t.__name__, 0) + 1
-            if t is TagChange:
-                tags.append(x)
+            name = type(x).__name__
+            self.counts[name] = self.counts.get(name, 0) + 1
+            if type(x) is TagChange:
                 lines.append(profile_line(x.patient, x.tag, x.change, x.source, x.confidence,
                                           f"{x.tag} {x.change}", x.rule, x.at_ns))
+        if lines and self.lines is not None:
+            self.lines.write_lines(lines)
+        pending = self.held + outputs
+        try:
+            self._store(pending)
+            self.held = []
+        except redis.RedisError:
+            over = len(pending) - self.buffer_max
+            if over > 0:
+                self.dropped += over
+                pending = pending[over:]
+            self.held = pending
+
+    def _store(self, outputs: list) -> None:
+        tags, nudges, outcomes = [], [], {}
+        for x in outputs:
+            t = type(x)
+            if t is TagChange:
+                tags.append(x)
             elif t in (Nudge, NudgeSuppressed, Exposure):
                 nudges.append(x)
-            elif hasattr(x, "experiment") and hasattr(x, "metric"):  # an outcome record
-                outcomes.setdefault(x.experiment, []).append(_outcome_json(x))
+            elif t is OutcomeRecord:
+                outcomes.setdefault(x.experiment, []).append(x.to_json())
         if tags:
             self.store.apply(tags)
         if nudges:
             self.store.record(nudges)
         for name, recs in outcomes.items():
             self.store.record_outcomes(name, recs)
-        if lines and self.lines is not None:
-            self.lines.write_lines(lines)
-
-
-def _outcome_json(x: Any) -> dict:
-    d = dataclasses.asdict(x) if dataclasses.is_dataclass(x) else dict(vars(x))
-    return {k: v for k, v in d.items()}
 
 
 class CareService:

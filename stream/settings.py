@@ -89,12 +89,26 @@ class ConsoleConfig:
 
 
 @dataclass(frozen=True)
+class CareConfig:
+    """The care stage (config section ``care``): health profiles, nudges, experiments."""
+
+    enabled: bool = True
+    # nudge strategies, caps, quiet hours, experiments and the patients' default time zone
+    # (YAML, operators/nudge); "": the packaged nudges-default.yaml
+    nudges: str = ""
+    guideline: str = "acc-aha-2017"  # the blood-pressure guideline of the hypertension tag
+    persons: bool = True  # readings of a merged patient id go to the person (Redis registry)
+    commands_poll_s: float = 1.0  # how often the care team's commands are read from Redis
+
+
+@dataclass(frozen=True)
 class Settings:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     influx: InfluxConfig = field(default_factory=InfluxConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    care: CareConfig = field(default_factory=CareConfig)
     rules_path: str | None = None  # None: the packaged adult defaults
     detectors: Mapping[str, Any] | None = None
 
@@ -123,6 +137,7 @@ _FILE_KEYS = {
     "state": ("pipeline", {"dir": "state_dir", "snapshot_interval_s": "snapshot_interval_s"}),
     "pipeline": ("pipeline", {f.name: f.name for f in fields(PipelineConfig)}),
     "console": ("console", {f.name: f.name for f in fields(ConsoleConfig)}),
+    "care": ("care", {f.name: f.name for f in fields(CareConfig)}),
 }
 
 
@@ -144,6 +159,7 @@ _ALLOWED: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
     ("console", "series"): (lambda v: v in ("auto", "victoria-metrics", "influxql"),
                             "auto, victoria-metrics or influxql"),
     ("console", "login_max_failures"): (lambda v: v >= 1, "at least 1"),
+    ("care", "commands_poll_s"): (lambda v: v > 0, "greater than 0"),
     ("mqtt", "url"): (lambda v: urlsplit(v).scheme in ("mqtt", "mqtts", "tcp", "ssl")
                       and bool(urlsplit(v).hostname), "mqtt://host[:port] or mqtts://..."),
     ("redis", "url"): (lambda v: urlsplit(v).scheme in ("redis", "rediss", "unix"),
@@ -193,7 +209,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 
 
 def _validated(s: Settings, origin: Mapping[tuple[str, str], str]) -> Settings:
-    for section in ("mqtt", "redis", "influx", "pipeline", "console"):
+    for section in ("mqtt", "redis", "influx", "pipeline", "console", "care"):
         cfg = getattr(s, section)
         hints = get_type_hints(type(cfg))
         changes = {}
@@ -241,6 +257,8 @@ def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = 
             for k, v in body.items():
                 if k not in keys:
                     raise ConfigError("config", None, "unknown_key", f"{path}: {section}.{k}")
+                if (section, k) == ("care", "nudges") and isinstance(v, str) and v:
+                    v = str((Path(path).parent / v).resolve())  # like rules: beside the config
                 s = _set(s, attr, keys[k], v)
                 origin[(attr, keys[k])] = f"{path}: {section}.{k}"
     env = os.environ if env is None else env
