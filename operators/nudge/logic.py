@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, TYPE_CHECKING
+from typing import Any
 
 from vitalstream.care import CareEvent, Evidence, Exposure, Nudge, NudgeSuppressed, TagChange
 from vitalstream.model import Reading
@@ -33,8 +33,6 @@ from vitalstream.operators.nudge.strategy import Send, Strategy, zone as check_z
 from vitalstream.errors import ConfigError
 from vitalstream.timeutil import to_datetime
 
-if TYPE_CHECKING:
-    from vitalstream.operators.nudge.policy import NudgePolicy
 
 NS = 1_000_000_000
 KEEP_SENT_NS = 8 * 86_400 * NS  # the longest cap period is an ISO week (plus a DST hour)
@@ -102,7 +100,8 @@ class NudgeLogic:
     sends of the last 8 days (what the caps count).
     """
 
-    def __init__(self, policy: "NudgePolicy", state: NudgeState, key: str) -> None:
+    def __init__(self, policy: Any, state: NudgeState, key: str) -> None:
+        # policy: the NudgePolicy that built it (not imported: policy.py imports this module)
         self.policy = policy
         self.st = state
         self.key = key
