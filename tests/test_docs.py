@@ -19,7 +19,9 @@ _CORE = [m.name for m in pkgutil.walk_packages(vitalstream.__path__, "vitalstrea
 _OPERATORS = [m.name for m in pkgutil.walk_packages(vitalstream.operators.__path__,
                                                     "vitalstream.operators.")]
 _OTHERS = ["vitalstream.connectors.codecs", "vitalstream.connectors.mqtt",
-           "vitalstream.sinks.lineproto", "vitalstream.stream.console.layout"]
+           "vitalstream.sinks.lineproto", "vitalstream.stream.console.layout",
+           "vitalstream.connectors.persons", "vitalstream.simulators.adherence",
+           "vitalstream.stream.experiment_report"]
 MODULES = ["vitalstream", "vitalstream.operators"] + _CORE + _OPERATORS + _OTHERS
 
 
