@@ -411,7 +411,7 @@ def test_me_tells_the_role_cohorts_permissions_and_csrf(w):
     nina, csrf = w.login("nina")
     me = nina.get("/api/me").json()
     assert me == {"username": "nina", "role": "nurse", "cohorts": ["ward-a"], "csrf": csrf,
-                  "permissions": ["ack", "assign", "snooze"]}
+                  "permissions": ["ack", "assign", "snooze", "tag"]}
 
 
 def test_admin_puts_a_cohort_and_its_patients_move(w):

@@ -9,6 +9,12 @@ InfluxDB or VictoriaMetrics) and writes only lifecycle commands (ack, snooze, re
 assign) to the same command stream the CLI uses, so the CLI, this API and the running
 alarm service share one state and one audit.
 
+Care profiles (``sinks.profiles``, written by the care stage): ``GET
+/api/patients/{id}/profile`` shows the person behind an id (a merged id answers for its
+person), its tags with their evidence and its nudges sent and suppressed; ``POST
+/api/patients/{id}/tags`` sets or clears a manual tag (nurses and up, audited);
+``GET /api/patients?tag=...`` and ``GET /api/tags`` list who has a tag.
+
 Access: every request needs a session cookie (``POST /api/session``) or an API token
 (``Authorization: Bearer``); a cookie request that changes anything also needs the
 session's CSRF token in ``X-CSRF-Token``. A patient outside the user's cohorts answers
@@ -39,6 +45,7 @@ from vitalstream.stream.console.cohorts import Cohorts
 from vitalstream.stream.console.layout import render
 from vitalstream.stream.console.live import Event, LiveFeed, sse
 from vitalstream.stream.console.openapi import document_errors, invalid
+from vitalstream.stream.console.profiles import Profiles
 from vitalstream.stream.console.views import Views
 
 COOKIE, CSRF_COOKIE = "vs_session", "vs_login_csrf"
@@ -57,6 +64,7 @@ class Console:
     feed: LiveFeed | None = None
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     keepalive_s: float = 15.0
+    profiles: Profiles | None = None  # care profiles (tags, nudges); None: not shown
 
 
 @dataclass(frozen=True)
@@ -282,15 +290,72 @@ def create_app(c: Console) -> FastAPI:
         return {"cohorts": [{"name": k, "patients": v}
                             for k, v in c.cohorts.for_user(who.user).items()]}
 
+    def with_tags(who: Caller, rows: list[dict], tag: str | None = None) -> list[dict]:
+        if c.profiles is None:
+            return rows if tag is None else []
+        tags = c.profiles.tags_of(who.user, [r["patient"] for r in rows])
+        out = [{**r, "tags": tags[r["patient"]]} for r in rows]
+        return out if tag is None else [r for r in out if tag in r["tags"]]
+
     @app.get("/api/patients", response_model=m.PatientsOut, tags=["patients"])
-    def patients(who: Who, cohort: Annotated[str | None, Query(max_length=64)] = None) -> Any:
-        """Each patient you may see: latest vitals and their age, NEWS2, open alarms."""
-        return {"server_ns": c.views.now_ns(), "patients": c.views.ward(who.user, cohort)}
+    def patients(who: Who, cohort: Annotated[str | None, Query(max_length=64)] = None,
+                 tag: Annotated[m.TagName | None, Query(
+                     description="only patients whose person has this care tag in effect")] = None
+                 ) -> Any:
+        """Each patient you may see: latest vitals and their age, NEWS2, open alarms, care
+        tags in effect."""
+        return {"server_ns": c.views.now_ns(),
+                "patients": with_tags(who, c.views.ward(who.user, cohort), tag)}
 
     @app.get("/api/patients/{patient}", response_model=m.PatientOut, tags=["patients"])
     def patient(patient: str, who: Who) -> Any:
         visible_patient(who, patient)
-        return c.views.ward(who.user, None, only=[patient])[0]
+        return with_tags(who, c.views.ward(who.user, None, only=[patient]))[0]
+
+    def need_profiles() -> Profiles:
+        if c.profiles is None:
+            raise HTTPException(503, "no profile store in this process")
+        return c.profiles
+
+    @app.get("/api/patients/{patient}/profile", response_model=m.ProfileOut, tags=["profiles"])
+    def profile(patient: str, who: Who) -> Any:
+        """The person behind this id and its care profile: the tags in effect (derived from
+        the data, or set by hand) with the rule, guideline and evidence behind each; the
+        nudges sent and suppressed (newest first, with strategy, channel and reason); and
+        the suppressions counted by strategy and reason. A merged id answers for its
+        person: the union over its ids, cut to the ids in your cohorts."""
+        visible_patient(who, patient)
+        return need_profiles().view(who.user, patient)
+
+    @app.post("/api/patients/{patient}/tags", status_code=202, response_model=m.TagSubmitted,
+              tags=["profiles"])
+    def set_tag(patient: str, body: m.TagIn, who: Who) -> Any:
+        """Set or clear a manual care tag (nurses and up; audited). A manual tag stands
+        whatever the data says until it is cleared; clearing ends only the manual tag (a
+        derived one follows the data): nothing set by hand to clear is a 409. Shown at
+        once; the running care stage receives it as a command."""
+        need(who, "tag")
+        visible_patient(who, patient)
+        p = need_profiles()
+        now = time.time_ns()
+        ids, changed = p.command(who.user, patient, body.tag, body.action, now)
+        if body.action == "clear" and not ids:
+            raise HTTPException(409, f"{body.tag} is not set by hand for {patient}")
+        if changed:
+            for pid in ids:
+                c.alarms.r.xadd(c.alarms.audit, {
+                    "alert_id": "", "patient": pid, "event_ns": str(now), "who": who.user.username,
+                    "action": "tagged" if body.action == "set" else "untagged",
+                    "reason": body.reason, "detail": body.tag})
+        return {"patient": patient, "tag": body.tag, "action": body.action, "ids": ids,
+                "changed": changed, "by": who.user.username, "event_ns": now}
+
+    @app.get("/api/tags", response_model=m.TagsOut, tags=["profiles"])
+    def tag_members(who: Who, cohort: Annotated[str | None, Query(max_length=64)] = None) -> Any:
+        """Each care tag with the patients you may see whose person has it in effect."""
+        rows = with_tags(who, c.views.ward(who.user, cohort)) if c.profiles is not None else []
+        return {"tags": [{"tag": t, "patients": [r["patient"] for r in rows if t in r["tags"]]}
+                         for t in m.TagName.__args__]}
 
     @app.get("/api/patients/{patient}/series", response_model=m.SeriesOut, tags=["patients"])
     def series(patient: str, who: Who,
@@ -402,7 +467,11 @@ def create_app(c: Console) -> FastAPI:
 
     document_errors(app, {
         ("get", "/api/events"): {"503": "no live feed in this process"},
-        ("get", "/api/patients/{patient}/series"): {"503": "the series store is away"}})
+        ("get", "/api/patients/{patient}/series"): {"503": "the series store is away"},
+        ("get", "/api/patients/{patient}/profile"): {"503": "no profile store in this process"},
+        ("post", "/api/patients/{patient}/tags"): {
+            "409": "clear: the tag is not set by hand (a derived tag follows the data)",
+            "503": "no profile store in this process"}})
     return app
 
 

@@ -6,7 +6,8 @@ several console processes behind a load balancer share them and a restart logs n
   recommended parameter set); a hash made with older parameters is upgraded at the next
   login. Verifying an unknown user still costs one hash, so timing does not tell which
   user names exist.
-- **Roles** nest: ``viewer`` sees; ``nurse`` also acknowledges, snoozes and assigns;
+- **Roles** nest: ``viewer`` sees; ``nurse`` also acknowledges, snoozes, assigns and sets
+  or clears a patient's manual care tags;
   ``physician`` also resolves by hand and overrides a rule for a patient; ``admin`` also
   manages users and cohorts.
 - **Sessions** are random tokens (256 bits) in an HttpOnly, Secure, SameSite=Strict cookie;
@@ -35,7 +36,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from vitalstream.errors import VitalstreamError
 
 ROLES = ("viewer", "nurse", "physician", "admin")
-_GRANTS = {"viewer": set(), "nurse": {"ack", "snooze", "assign"},
+_GRANTS = {"viewer": set(), "nurse": {"ack", "snooze", "assign", "tag"},
            "physician": {"resolve", "override"}, "admin": {"admin"}}
 ALL_COHORTS = "*"
 
@@ -44,7 +45,7 @@ def permissions(role: str) -> frozenset[str]:
     """What a role may do: its own grants and those of every role below it.
 
     >>> sorted(permissions("nurse")), sorted(permissions("viewer"))
-    (['ack', 'assign', 'snooze'], [])
+    (['ack', 'assign', 'snooze', 'tag'], [])
     >>> "ack" in permissions("admin") and "admin" not in permissions("physician")
     True
     """

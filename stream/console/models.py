@@ -131,6 +131,7 @@ class PatientOut(BaseModel):
     news2: News2Latest | None
     alerts: dict[Priority, int]
     stale: bool
+    tags: list[str] = Field(default_factory=list, description="care tags in effect (its person's)")
 
 
 class PatientsOut(BaseModel):
@@ -236,3 +237,92 @@ class OverrideOut(BaseModel):
 class OverridesOut(BaseModel):
     patient: str
     overrides: list[OverrideOut]
+
+
+# -- profiles: tags, evidence, nudges --
+
+TagName = Literal["hypertension", "tachycardia-episodes", "nocturnal-desaturation",
+                  "poor-glycaemic-control", "low-activity", "non-adherent-measurement"]
+
+
+class EvidenceOut(BaseModel):
+    time: str = Field(description="ISO 8601, UTC")
+    event_ns: int
+    signal: str
+    value: float | None
+    note: str
+
+
+class TagOut(BaseModel):
+    tag: str
+    source: Literal["derived", "manual"]
+    id: str = Field(description="the patient id the tag is stored under (one of ids)")
+    since_ns: int
+    end_ns: int | None
+    at_ns: int = Field(description="when it was last evaluated (event time)")
+    change: str
+    confidence: float = Field(description="0..1")
+    rule: str
+    guideline: str
+    evidence: list[EvidenceOut]
+
+
+class NudgeOut(BaseModel):
+    status: Literal["sent", "suppressed"]
+    patient: str
+    at_ns: int
+    due_ns: int | None
+    strategy: str
+    kind: str
+    channel: str
+    reason: str = Field(description="sent: why it was sent; suppressed: cap, already-done, "
+                                    "priority, digested, holdout, expired")
+    detail: str
+    message: str
+    experiment: str
+    variant: str
+    digest_of: list[str]
+    evidence: list[EvidenceOut]
+
+
+class SuppressedCount(BaseModel):
+    strategy: str
+    reason: str
+    count: int
+
+
+class ProfileOut(BaseModel):
+    patient: str = Field(description="the id asked for")
+    person: str = Field(description="the person it belongs to (the id asked for when the "
+                                    "person's own id is outside your cohorts)")
+    ids: list[str] = Field(description="the person's patient ids you may see: the union shown")
+    aliases: list[str]
+    tags: list[TagOut] = Field(description="tags in effect, by name")
+    nudges: list[NudgeOut] = Field(description="sent and suppressed, newest first")
+    suppressed: list[SuppressedCount]
+    suppressed_total: int
+
+
+class TagIn(Strict):
+    tag: TagName
+    action: Literal["set", "clear"]
+    reason: str = Field(default="", max_length=500, description="recorded in the audit")
+
+
+class TagSubmitted(BaseModel):
+    patient: str
+    tag: str
+    action: str
+    ids: list[str] = Field(description="the patient ids the manual tag was set or cleared on")
+    changed: bool = Field(description="false: already set by hand (its start stays)")
+    by: str
+    event_ns: int
+
+
+class TagMembers(BaseModel):
+    tag: str
+    patients: list[str]
+
+
+class TagsOut(BaseModel):
+    tags: list[TagMembers]

@@ -17,6 +17,7 @@ from vitalstream.stream.console.app import Console, create_app
 from vitalstream.stream.console.auth import Accounts
 from vitalstream.stream.console.cohorts import Cohorts
 from vitalstream.stream.console.live import LiveFeed
+from vitalstream.stream.console.profiles import Profiles
 from vitalstream.stream.console.views import Views
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,17 @@ def build(settings: Any, *, client: Any = None, series: Any = CONFIGURED, live: 
     c = settings.console
     name = instance or c.instance or f"{socket.gethostname()}:{c.port}"
     feed = LiveFeed(r, p, instance=name) if live else None
-    return Console(accounts(settings, r), cohorts, alarms, views, feed, lifecycle)
+    return Console(accounts(settings, r), cohorts, alarms, views, feed, lifecycle,
+                   profiles=profiles(r, cohorts))
+
+
+def profiles(client: Any, cohorts: Cohorts) -> Profiles:
+    """The care stage's profile store and the person registry, under their own prefixes
+    (the care stage's and the CLI's: ``vitalstream``), whatever the alarms' prefix."""
+    from vitalstream.connectors.persons import PersonRegistry
+    from vitalstream.sinks.profiles import ProfileStore
+
+    return Profiles(ProfileStore(client), PersonRegistry(client), cohorts)
 
 
 class ConsoleServer:

@@ -125,6 +125,11 @@ class World:
         """The open alarm as the alarm service stored it (None: closed or unknown)."""
         return self.console.alarms.find(alert_id)
 
+    def care(self, readings: Any = (), records: Any = (), *, flow: Any = None) -> list:
+        """Put care profiles in Redis the way the pipeline does (see ``care``)."""
+        return care(self.console.profiles.store, readings, records, flow=flow,
+                    person_of=self.console.profiles.persons.resolve)
+
 
 def world(redis_url: str, *, client: Any = None, clock: Any = None, seeded: bool = True,
           fast_hashes: bool = True, **console: Any) -> World:
@@ -158,6 +163,26 @@ def world(redis_url: str, *, client: Any = None, clock: Any = None, seeded: bool
     svc = AlarmService(r, s.redis.alerts_stream, cfg=c.lifecycle, prefix=c.alarms.prefix,
                        clock=clock)
     return World(s, r, c, svc, RedisOutreach(s.redis, r), clock, create_app(c))
+
+
+def care(store: Any, readings: Any = (), records: Any = (), *, flow: Any = None,
+         person_of: Any = None) -> list:
+    """Run the real care stage (``CareService`` on a fake clock, the default profile rules
+    unless ``flow``) over ``readings`` into ``store`` (a ``ProfileStore``), then record
+    ``records`` (``Nudge``, ``NudgeSuppressed``) through it; the stage's outputs."""
+    from vitalstream.clock import FakeClock
+    from vitalstream.operators.care import CareFlow
+    from vitalstream.operators.profile import ProfileRules
+    from vitalstream.stream.care import CareService, CareWriter
+
+    readings = sorted(readings, key=lambda r: r.event_ns)
+    start = readings[0].event_ns if readings else time.time_ns()
+    svc = CareService(flow or CareFlow(profile=ProfileRules()), CareWriter(store),
+                      FakeClock(start), person_of=person_of)
+    out = svc.feed(readings)
+    if records:
+        store.record(list(records))
+    return out
 
 
 def csrf_h(token: str) -> dict:
