@@ -238,7 +238,8 @@ class Pipeline:
         url = self.settings.redis.url
         add_care(flow, outcomes, assembly.care_flow(self.settings), WriterSink(self._care_writer),
                  SystemClock(), CommandsSource(lambda: ProfileStore(connect(url)),
-                                               self.settings.care.commands_poll_s, self._input_ended))
+                                               self.settings.care.commands_poll_s, self._input_ended),
+                 self._flush_at_eof)
 
     def _input_ended(self) -> bool:
         """Has the readings' input ended (a stop request, or a bounded run's idle stop)?"""

@@ -37,9 +37,11 @@ class _CareStep(StatefulBatchLogic):
     """bytewax's side of the contract for one person (bytewax does not hand the key to
     the builder: it is taken from the first item, and kept in the state)."""
 
-    def __init__(self, flow: CareFlow, clock: Clock, resume: CareState | None) -> None:
+    def __init__(self, flow: CareFlow, clock: Clock, resume: CareState | None,
+                 eof_flush: Callable[[], bool]) -> None:
         self.flow = flow
         self.clock = clock
+        self.eof_flush = eof_flush
         self.logic: CareLogic | None = None
         if resume is not None:
             self.logic = flow.build(resume, key=resume.key)
@@ -56,7 +58,11 @@ class _CareStep(StatefulBatchLogic):
         return self.logic.on_notify(self.clock.now_ns())[0], StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list, bool]:
-        return [], StatefulBatchLogic.RETAIN  # nothing is held back by a care logic
+        # a bounded input has ended: send what already triggered (digests, deferrals); a
+        # stop with durable state keeps them for the next start instead
+        if self.logic is None or not self.eof_flush():
+            return [], StatefulBatchLogic.RETAIN
+        return self.logic.on_eof()[0], StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> Optional[datetime]:
         due = None if self.logic is None else self.logic.notify_at()
@@ -109,11 +115,12 @@ class CommandsSource(FixedPartitionedSource):
         return _Commands(self.make_store(), resume_state or "0-0", self.poll_s, self.ended)
 
 
-def add_care(flow, outcomes, care: CareFlow, sink, clock: Clock, commands=None) -> None:
+def add_care(flow, outcomes, care: CareFlow, sink, clock: Clock, commands=None,
+             eof_flush: Callable[[], bool] = lambda: True) -> None:
     """Attach the care stage to the stage-A ``outcomes`` stream of a dataflow."""
     items = op.filter("care_readings", outcomes, lambda o: type(o) is Reading)
     if commands is not None:
         items = op.merge("care_items", items, op.input("care_commands", flow, commands))
     keyed = op.key_on("person", items, lambda x: x.patient)
-    results = op.stateful_batch("care", keyed, lambda resume: _CareStep(care, clock, resume))
+    results = op.stateful_batch("care", keyed, lambda resume: _CareStep(care, clock, resume, eof_flush))
     op.output("care_out", op.key_rm("care_unkey", results), sink)

@@ -119,6 +119,7 @@ def run_demo(args: argparse.Namespace) -> int:
         run = PipelineRun(settings, idle_stop_s=5.0,
                           on_alert=lambda a: (alerts.append(a), _say(_alert_line(a))))
         run.start()
+        home = _home_history(mqtt_url)
         event_s = args.duration * args.time_scale
         _say(f"simulating {args.patients} patients, {event_s / 60:.0f} min of physiology in "
              f"{args.duration:.0f} s (x{args.time_scale:g}), mixed JSON/SenML, QoS 1")
@@ -134,6 +135,7 @@ def run_demo(args: argparse.Namespace) -> int:
         sim_stats = json.loads(sim.stdout.read() or "{}")
         _summary(totals, sim_stats, alerts, truth_path, settings, mqtt_url, redis_url, influx_url)
         _pages_summary(pages, site)
+        _care_summary(totals, home, site, redis_url)
         if console is not None:
             _say(f"\ncare-team console: {console.url}/alerts  (login {DEMO_LOGIN[0]} / "
                  f"{DEMO_LOGIN[1]})")
@@ -167,7 +169,9 @@ def _console(stack: ExitStack, settings, args: argparse.Namespace):
     half = (len(ids) + 1) // 2
     console.cohorts.put("ward-a", ids[:half], "demo: first half of the simulated patients")
     console.cohorts.put("ward-b", ids[half:], "demo: second half")
-    console.accounts.put_user(DEMO_LOGIN[0], "nurse", ["ward-a", "ward-b"], DEMO_LOGIN[1])
+    console.cohorts.put("home-care", HOME_PATIENTS, "demo: home blood-pressure programme")
+    console.accounts.put_user(DEMO_LOGIN[0], "nurse", ["ward-a", "ward-b", "home-care"],
+                              DEMO_LOGIN[1])
     console.accounts.put_user("viewer", "viewer", ["ward-a"], "vitalstream-demo")
     port = args.console_port
     with socket.socket() as probe:  # the usual port if free, else any
@@ -226,6 +230,46 @@ def _summary(totals, sim_stats, alerts, truth_path, settings, mqtt_url, redis_ur
     _say(f"    e.g. redis-cli -u {redis_url} XRANGE {r.alerts_stream} - + COUNT 3")
     _say(f"  ground truth          {truth_path}")
     del port
+
+
+HOME_PATIENTS = [f"h{i:03d}" for i in range(1, 13)]  # home-care programme, apart from the ward
+HOME_HYPERTENSIVE = frozenset(HOME_PATIENTS[::3])
+
+
+def _home_history(mqtt_url: str) -> list[str]:
+    """A home-care programme's last six days of cuff readings (device times in the past),
+    so that the care stage has weeks-scale data to tag while the ward runs live."""
+    from urllib.parse import urlsplit
+
+    import paho.mqtt.publish as mqtt_publish
+
+    from vitalstream.simulators.history import home_history
+
+    msgs = home_history(HOME_PATIENTS, days=6, end_ns=time.time_ns(), seed=13,
+                        hypertensive=HOME_HYPERTENSIVE)
+    u = urlsplit(mqtt_url)
+    for i in range(0, len(msgs), 100):
+        mqtt_publish.multiple([{"topic": t, "payload": b, "qos": 1} for t, b in msgs[i:i + 100]],
+                              hostname=u.hostname, port=u.port or 1883)
+    _say(f"home care: {len(HOME_PATIENTS)} programme patients sent their last 6 days of blood "
+         f"pressure ({len(msgs)} messages); the care stage tags them as the evidence comes in")
+    return HOME_PATIENTS
+
+
+def _care_summary(totals: dict, home: list[str], site: Path, redis_url: str) -> None:
+    import redis
+
+    from vitalstream.sinks.profiles import ProfileStore
+
+    store = ProfileStore(redis.Redis.from_url(redis_url))
+    cohort = [pid for pid, _ in store.cohort("hypertension")]
+    _say(f"\ncare stage: {totals.get('tag_changes', 0)} profile tag changes, "
+         f"{totals.get('nudges', 0)} nudges sent, {totals.get('nudges_suppressed', 0)} suppressed")
+    _say(f"  cohort hypertension: {', '.join(cohort) or 'none yet'} "
+         f"(true: {', '.join(sorted(HOME_HYPERTENSIVE))})")
+    example = cohort[0] if cohort else home[0]
+    _say(f"  vitalstream profile show {example} --config {site}")
+    _say(f"  vitalstream cohort list hypertension --config {site}")
 
 
 def _pages_summary(pages: _Pages, site: Path) -> None:
