@@ -106,6 +106,13 @@ class NudgeLogic:
         self.st = state
         self.key = key
         self.by_name = {s.name: s for s in policy.strategies}
+        # signals some strategy reads (silences, expectations, done_if): a reading of any
+        # other one moves the clock and nothing else, which on_item serves without a
+        # deadline scan (a wearable's heart rate each minute is most of the traffic)
+        self._watched = {s.trigger.signal for s in policy.strategies if s.trigger.signal} | \
+            {s.done_if.signal for s in policy.strategies if s.done_if is not None}
+        self._due: int | None = None  # the next deadline, valid between two verbs
+        self._due_known = False
 
     # -- the five verbs --
 
@@ -119,9 +126,16 @@ class NudgeLogic:
         else:  # clinical alerts included: they are never delayed by nudge caps
             raise TypeError(f"nudge logic takes Reading, TagChange or CareEvent, "
                             f"not {type(item).__name__}")
+        st = self.st
+        if (type(item) is Reading and self._due_known and st.first_ns is not None
+                and item.signal.value not in self._watched and (self._due is None or t < self._due)):
+            st.clock_ns = max(st.clock_ns, t)  # nothing falls due by t, nothing it changes
+            seen = st.last.get(item.signal.value)
+            if seen is None or t > seen[0]:
+                st.last[item.signal.value] = (t, item.value)
+            return [], RETAIN
         out: list = []
         self._advance(t, out)
-        st = self.st
         st.clock_ns = t if st.clock_ns is None else max(st.clock_ns, t)
         if st.first_ns is None:
             st.first_ns = t
@@ -135,22 +149,28 @@ class NudgeLogic:
         else:
             self._care(item, out)
         self._advance(st.clock_ns, out)  # whatever the item made due at once
+        self._remember_due()
         return out, RETAIN
+
+    def _remember_due(self) -> None:
+        self._due, self._due_known = self._next(True), True
 
     def on_notify(self, now_ns: int) -> Emit:
         out: list = []
         self._advance(now_ns, out)
         st = self.st
         st.clock_ns = now_ns if st.clock_ns is None else max(st.clock_ns, now_ns)
+        self._remember_due()
         return out, RETAIN
 
     def notify_at(self) -> int | None:
-        return self._next(True)
+        return self._due if self._due_known else self._next(True)
 
     def on_eof(self) -> Emit:
         """Nudges already triggered go through to their slots; nothing new triggers."""
         out: list = []
         self._advance(None, out, triggers=False)
+        self._remember_due()
         return out, RETAIN
 
     def snapshot(self) -> NudgeState:

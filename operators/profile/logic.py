@@ -97,6 +97,8 @@ class ProfileLogic:
         self._hr = next((r for r in cfg.rules if r.name == "tachycardia-episodes"), None)
         self._spo2 = next((r for r in cfg.rules if r.name == "nocturnal-desaturation"), None)
         self._tir = next((r for r in cfg.rules if r.name == "poor-glycaemic-control"), None)
+        self._horizon = cfg.horizon_days
+        self._span = (0, 0, 0, "")  # (start_ns, end_ns, local day, zone): the last day looked up
 
     # -- the contract
     def on_item(self, item: Any) -> Emit:
@@ -142,11 +144,11 @@ class ProfileLogic:
         """Move the clock to ``now``; at a new local day, re-run every rule and drop old days."""
         st = self.state
         st.now_ns = now
-        today = local_day(now, st.tz)
+        today = self._local_day(now)
         if st.today is not None and today <= st.today:
             return []
         st.today = today
-        oldest = today - self.cfg.horizon_days
+        oldest = today - self._horizon
         for d in [d for d in st.days if d <= oldest]:
             del st.days[d]
         out: list[TagChange] = []
@@ -154,10 +156,20 @@ class ProfileLogic:
             out += self._apply(name)
         return out
 
+    def _local_day(self, event_ns: int) -> int:
+        """``local_day`` with the last day's bounds remembered: most readings fall in it."""
+        lo, hi, day, tz = self._span
+        if lo <= event_ns < hi and tz == self.state.tz:
+            return day
+        tz = self.state.tz
+        day = local_day(event_ns, tz)
+        self._span = (day_start_ns(day, tz), day_start_ns(day + 1, tz), day, tz)
+        return day
+
     def _day(self, event_ns: int) -> Day | None:
         st = self.state
-        d = local_day(event_ns, st.tz)
-        if st.today is not None and d <= st.today - self.cfg.horizon_days:
+        d = self._local_day(event_ns)
+        if st.today is not None and d <= st.today - self._horizon:
             return None  # older than anything a rule reads
         day = st.days.get(d)
         if day is None:
@@ -185,9 +197,10 @@ class ProfileLogic:
             if len(day.bp_first) < 3:
                 day.bp_first.append((r.event_ns, sbp, dbp))
         elif signal == "heart_rate" and self._hr is not None:
-            self._heart_rate(r)
+            # the tag can only change when an episode is counted (most minutes are not one)
+            return _FEEDS["heart_rate"] if self._heart_rate(r) else ()
         elif signal == "spo2" and self._spo2 is not None:
-            self._oxygen(r, day)
+            return _FEEDS["spo2"] if self._oxygen(r, day) else ()
         elif signal == "glucose" and self._tir is not None:
             day.glucose_n += 1
             if self._tir.low_mg_dl <= r.value <= self._tir.high_mg_dl:
@@ -197,10 +210,11 @@ class ProfileLogic:
             day.steps_n += 1
         return _FEEDS.get(signal, ())
 
-    def _heart_rate(self, r: Reading) -> None:
+    def _heart_rate(self, r: Reading) -> bool:
+        """Track the run above the level; True when this reading completes an episode."""
         run, rule = self.state.hr, self._hr
         if run.last_ns is not None and r.event_ns <= run.last_ns:
-            return  # an episode is a statement about event order: late readings count in the day only
+            return False  # an episode is a statement about event order: late readings count in the day only
         if run.last_ns is not None and r.event_ns - run.last_ns > rule.max_gap_s * NS:
             run.start_ns, run.counted = None, False  # a gap: not one continuous episode
         run.last_ns = r.event_ns
@@ -214,24 +228,31 @@ class ProfileLogic:
                     day.tachy_episodes += 1
                     if day.tachy_first_ns is None:
                         day.tachy_first_ns = run.start_ns
+                    return True
         else:
             run.start_ns, run.counted = None, False
+        return False
 
-    def _oxygen(self, r: Reading, day: Day) -> None:
+    def _oxygen(self, r: Reading, day: Day) -> bool:
+        """Time below the level at night; True when it grew (or a first night reading came)."""
         run, rule, tz = self.state.spo2, self._spo2, self.state.tz
         lo, hi = rule.night
         if not lo <= local(r.event_ns, tz).hour < hi:
-            return
+            return False
         day.spo2_night_n += 1
+        first_tonight = day.spo2_night_n == 1  # a monitored night more can end the tag
         if run.last_ns is not None and r.event_ns <= run.last_ns:
-            return
+            return first_tonight
+        grew = False
         if (run.last_ns is not None and run.last_value is not None
                 and r.event_ns - run.last_ns <= rule.max_gap_s * NS
                 and run.last_value < rule.below_pct):
             prev = self._day(run.last_ns)
             if prev is not None:
                 prev.spo2_below_s += (r.event_ns - run.last_ns) / NS
+                grew = True
         run.last_ns, run.last_value = r.event_ns, r.value
+        return grew or first_tonight
 
     def _apply(self, name: str) -> list[TagChange]:
         st = self.state
