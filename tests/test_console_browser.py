@@ -292,3 +292,94 @@ def test_screenshots_of_the_three_main_pages(nina, world, tmp_path):
         nina.screenshot(path=str(shots[name]), full_page=False)
     for name, p in shots.items():
         assert p.stat().st_size > 10_000, name  # a page, not a blank
+
+
+# -- care profiles: tags with evidence, nudges, the ward by tag, manual tags --
+
+XSS = '<img src=x onerror="window.__xss=1">'
+
+
+@pytest.fixture(scope="module")
+def profiles(world):
+    """pa-002 hypertensive (the real care stage over simulated home blood pressure), with a
+    nudge sent and three suppressed, one of each carrying markup in its text; pa-001 none."""
+    from test_profile import DAY, T0, home_bp
+
+    from vitalstream.care import Nudge, NudgeSuppressed
+    from vitalstream.stream.console.testkit import care
+
+    store = world.console.profiles.store
+    if "hypertension" not in store.tags("pa-002"):
+        care(store, home_bp("pa-002", 150, 95, days=10, seed=1, p_measure=1.0), [
+            Nudge("pa-002", "bp-missing", "patient-reminder", "sms", T0 + 11 * DAY, T0 + 11 * DAY,
+                  "please measure", f"no reading for 3 days {XSS}"),
+            NudgeSuppressed("pa-002", "bp-missing", "cap", T0 + 12 * DAY, "sms", "sms/day"),
+            NudgeSuppressed("pa-002", "bp-missing", "cap", T0 + 13 * DAY, "sms", "sms/day"),
+            NudgeSuppressed("pa-002", "med-refill", "holdout", T0 + 14 * DAY, "app", XSS)])
+    return store
+
+
+def test_the_patient_page_shows_tags_with_evidence_and_nudges_sent_and_suppressed(nina, world, profiles):
+    stored = profiles.tags("pa-002")["hypertension"]["effective"]  # read from Redis directly
+    nina.goto(f"{world.url}/patients/pa-002")
+    card = nina.locator('[data-testid="profile-tag"][data-tag="hypertension"]')
+    card.wait_for(timeout=15_000)
+    assert card.get_attribute("data-source") == "derived"
+    assert card.get_by_test_id("tag-rule").inner_text() == stored["rule"]
+    assert card.get_by_test_id("tag-guideline").inner_text() == stored["guideline"]
+    assert card.get_by_test_id("tag-confidence").inner_text() == \
+        f"confidence {round(stored['confidence'] * 100)} %"
+    items = card.get_by_test_id("evidence-item")
+    assert items.count() == len(stored["evidence"])
+    assert [int(items.nth(i).get_attribute("data-event-ns")) for i in range(items.count())] == \
+        [e["event_ns"] for e in stored["evidence"]]
+    assert stored["evidence"][0]["note"] in items.first.inner_text()
+    rows = nina.get_by_test_id("nudge-row")
+    assert [rows.nth(i).get_attribute("data-status") for i in range(rows.count())] == [
+        "suppressed", "suppressed", "suppressed", "sent"]  # newest first
+    sent = nina.locator('[data-testid="nudge-row"][data-status="sent"]')
+    assert sent.get_by_test_id("nudge-reason").inner_text() == f"no reading for 3 days {XSS}"
+    counts = nina.get_by_test_id("suppressed-count")
+    assert [counts.nth(i).inner_text() for i in range(counts.count())] == [
+        "bp-missing \u00b7 cap: 2", "med-refill \u00b7 holdout: 1"]
+    # the markup in the data was shown as text, never run
+    assert nina.evaluate("window.__xss") is None
+    assert nina.locator('main img[src="x"]').count() == 0
+
+
+def test_the_ward_filter_by_tag_narrows_the_tiles_and_the_url_keeps_it(nina, world, profiles):
+    nina.goto(f"{world.url}/ward")
+    tiles = nina.get_by_test_id("patient-tile")
+    wait_for(lambda: tiles.count() == 2 or None, "both ward-a patients", 15)
+    tagged = nina.locator('[data-testid="patient-tile"][data-patient="pa-002"]')
+    assert tagged.get_by_test_id("tile-tag").all_inner_texts() == ["hypertension"]
+    nina.get_by_test_id("tag-filter").select_option("hypertension")
+    wait_for(lambda: tiles.count() == 1 or None, "the tiles narrowed", 15)
+    assert tiles.first.get_attribute("data-patient") == "pa-002"
+    assert nina.url.endswith("?tag=hypertension")
+    nina.reload()
+    wait_for(lambda: (tiles.count() == 1 and nina.get_by_test_id("tag-filter").input_value()
+                      == "hypertension") or None, "the filter kept over a reload", 15)
+    assert tiles.first.get_attribute("data-patient") == "pa-002"
+    nina.get_by_test_id("tag-filter").select_option("")
+    wait_for(lambda: tiles.count() == 2 or None, "every tile back", 15)
+
+
+def test_setting_a_manual_tag_from_the_page_shows_it_and_clearing_removes_it(nina, world, profiles):
+    nina.goto(f"{world.url}/patients/pa-001")
+    form = nina.get_by_test_id("tag-form")
+    form.wait_for(timeout=15_000)
+    nina.get_by_test_id("tag-select").select_option("low-activity")
+    nina.get_by_test_id("tag-reason").fill("bed-bound after surgery")
+    nina.get_by_test_id("tag-set").click()
+    card = nina.locator('[data-testid="profile-tag"][data-tag="low-activity"]')
+    card.wait_for(timeout=10_000)
+    assert card.get_attribute("data-source") == "manual"
+    manual = profiles.tags("pa-001")["low-activity"]["manual"]  # in Redis, set by hand
+    assert manual["change"] == "set" and manual["source"] == "manual"
+    audit = [f for _, f in world.r.xrange(f"{world.prefix}:audit") if f[b"action"] == b"tagged"]
+    assert [(f[b"who"], f[b"patient"], f[b"detail"], f[b"reason"]) for f in audit][-1] == (
+        b"nina", b"pa-001", b"low-activity", b"bed-bound after surgery")
+    card.get_by_test_id("tag-clear").click()
+    card.wait_for(state="detached", timeout=10_000)
+    assert profiles.tags("pa-001")["low-activity"]["effective"] is None

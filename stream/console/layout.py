@@ -37,7 +37,8 @@ PAGES: dict[str, Page] = {
     "alerts": Page("Live alerts", ("common.js", "alerts.js")),
     "ward": Page("Ward", ("common.js", "ward.js")),
     "history": Page("History", ("common.js", "history.js")),
-    "patient": Page("Patient", (*CHARTS, "common.js", "patient.js"), ("vendor/uPlot.min.css",)),
+    "patient": Page("Patient", (*CHARTS, "common.js", "profile.js", "patient.js"),
+                     ("vendor/uPlot.min.css",)),
     "login": Page("Sign in", ("login.js",), chrome=False, body_class="login-body"),
 }
 

@@ -927,7 +927,7 @@
   VS.cohortSelect = async function (select, current) {
     const got = await api("/api/cohorts");
     const names = (got.cohorts || []).map((c) => c.name).sort();
-    select.replaceChildren(h("option", { value: "" }, "all"), names.map((n) => h("option", { value: n }, n)));
+    select.replaceChildren(h("option", { value: "" }, "all"), ...names.map((n) => h("option", { value: n }, n)));
     select.value = names.includes(current) ? current : "";
     return names;
   };

@@ -352,9 +352,10 @@
       onEvent(kind, data) {
         if (data.patient !== id) return;
         refreshPatient();
+        if (kind === "audit") VS.profile.refresh();  // a tag set or cleared (here or elsewhere)
         if (kind === "notice") refreshSeriesSoon();
       },
-      onConnect() { refreshPatient(); },
+      onConnect() { refreshPatient(); VS.profile.refresh(); },
       onError(e) { showError(`Could not load the alarms: ${e.message}`); },
     });
   } catch (e) {
@@ -362,5 +363,6 @@
     return;
   }
   await refreshPatient();
+  if (!notFound) VS.profile.refresh();
   loadSeries();
 })();

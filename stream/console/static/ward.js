@@ -1,6 +1,7 @@
 // Ward overview: one tile per patient of the user's cohorts with the latest vitals (dimmed
 // with their age when stale), NEWS2 and open alarm counts; high-priority alarms first, then
-// NEWS2 descending. Refreshed on live events.
+// NEWS2 descending; each tile carries the patient's care tags (chips). Filters: the cohort and
+// a care tag (both kept in the URL: ?cohort=ward-a&tag=hypertension). Refreshed on live events.
 "use strict";
 
 (async function () {
@@ -9,6 +10,7 @@
   const empty = document.getElementById("ward-empty");
   const count = document.getElementById("patient-count");
   const cohortSel = document.getElementById("cohort-filter");
+  const tagSel = document.getElementById("tag-filter");
   const showError = VS.errorStrip();
   let known = null;  // patients shown before (null: first render)
 
@@ -43,6 +45,8 @@
         h("span", { class: "spacer" }),
         VS.news2Badge(p.news2),
         VS.alertCounts(c)),
+      (p.tags || []).length ? h("div", { class: "tile-tags" }, p.tags.map((t) =>
+        h("span", { class: "tag tag-care", "data-testid": "tile-tag", "data-tag": t }, t))) : null,
       VS.vitalsGrid(p.vitals || {}, { signals: ["heart_rate", "spo2", "resp_rate", "temperature", "bp", "glucose",
                                                 "battery"], skipMissing: false }));
     const open = (ev) => {
@@ -56,10 +60,13 @@
   }
 
   const refresh = VS.coalesced(async () => {
-    const cohort = cohortSel.value;
+    const cohort = cohortSel.value, tag = tagSel.value;
+    const q = new URLSearchParams();
+    if (cohort) q.set("cohort", cohort);
+    if (tag) q.set("tag", tag);
     let got;
     try {
-      got = await VS.api("/api/patients" + (cohort ? "?cohort=" + encodeURIComponent(cohort) : ""));
+      got = await VS.api("/api/patients" + (q.toString() ? "?" + q : ""));
     } catch (e) {
       if (e.status !== 401) showError(`Could not load the ward: ${e.message}`);
       throw e;
@@ -70,7 +77,8 @@
     known = new Set(patients.map((p) => p.patient));
     count.textContent = String(patients.length);
     empty.classList.toggle("hidden", patients.length > 0);
-    empty.textContent = cohort ? `No patients in ${cohort}.` : "No patients in your cohorts.";
+    empty.textContent = (tag ? `No patients tagged ${tag}` : "No patients") +
+      (cohort ? ` in ${cohort}.` : " in your cohorts.");
   });
 
   try {
@@ -86,6 +94,19 @@
   try {
     await VS.cohortSelect(cohortSel, VS.param("cohort") || "");
   } catch (e) { /* the filter stays at "all" */ }
+  try {
+    const got = await VS.api("/api/tags");
+    const names = (got.tags || []).map((t) => t.tag);
+    tagSel.replaceChildren(h("option", { value: "" }, "any"),
+      ...(got.tags || []).map((t) => h("option", { value: t.tag }, `${t.tag} (${t.patients.length})`)));
+    const want = VS.param("tag") || "";
+    tagSel.value = names.includes(want) ? want : "";
+  } catch (e) { /* the filter stays at "any" */ }
+  tagSel.addEventListener("change", () => {
+    VS.setParam("tag", tagSel.value);
+    known = null;
+    refresh();
+  });
   cohortSel.addEventListener("change", () => {
     VS.setParam("cohort", cohortSel.value);
     known = null;
