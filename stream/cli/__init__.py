@@ -276,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     from vitalstream.stream.cli.care import add_care_commands
 
     add_care_commands(sub)
+    from vitalstream.stream.cli.care_sim import add_care_sim_commands
+
+    add_care_sim_commands(sub)
     return p
 
 
