@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from vitalstream.sinks.lineproto import profile_line
 from vitalstream.stream.embedded import InfluxDB1
 
 pytestmark = pytest.mark.services
@@ -54,6 +55,13 @@ LINES = [
     f"anomaly,patient=p-1,signal=heart_rate score=0.5 {_ns(80)}",
     f"anomaly,patient=p-1,signal=spo2 score=0.25 {_ns(10)}",
     f"anomaly,patient=p-10,signal=heart_rate score=9 {_ns(5)}",
+]
+# profile changes, as sinks.lineproto.profile_line writes them (one outside the range)
+LINES += [
+    profile_line("p-1", "hypertension", "set", "derived", 0.5, "hypertension set",
+                 "acc-aha-2017 stage-1 or above: mean 146/92", _ns(30)),
+    profile_line("p-10", "low-activity", "set", "manual", 1.0, "low-activity set", "by hand", _ns(40)),
+    profile_line("p-1", "hypertension", "end", "derived", 0.0, "hypertension end", "below", _ns(600)),
 ]
 
 
@@ -157,3 +165,14 @@ def test_anomaly_panel_takes_max_score_per_interval(db: InfluxDB1, queries: dict
     rows = db.select(expand(queries["Anomaly score"]), DB)
     assert [(r["signal"], r["time"], r["max"]) for r in rows] == [
         ("heart_rate", _ns(0), 3.25), ("heart_rate", _ns(60), 0.5), ("spo2", _ns(0), 0.25)]
+
+
+def test_profile_annotation_shows_the_patients_changes_in_range(db: InfluxDB1,
+                                                                 dashboard: dict[str, Any]) -> None:
+    """The dashboard's annotation query: p-1's change in the range, not p-10's (regex
+    anchored), not p-1's later one (outside $timeFilter); title, text and tag as columns."""
+    ann = dashboard["annotations"]["list"][0]
+    rows = db.select(expand(ann["query"]), DB)
+    assert [(r["time"], r[ann["titleColumn"]], r[ann["tagsColumn"]]) for r in rows] == [
+        (_ns(30), "hypertension set", "hypertension")]
+    assert rows[0][ann["textColumn"]].startswith("acc-aha-2017")
