@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 import csv
-from datetime import datetime, timedelta
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -191,7 +191,7 @@ def test_tachycardia_episodes_per_day_on_mimic_s00001_equal_a_batch_scan():
             start = r.event_ns if start is None else start
             if not counted and r.event_ns - start >= 600 * NS:
                 counted = True
-                d = datetime.utcfromtimestamp(start / NS).date().toordinal()
+                d = datetime.fromtimestamp(start / NS, tz=timezone.utc).date().toordinal()
                 expected[d] = expected.get(d, 0) + 1
         else:
             start, counted = None, False
