@@ -21,7 +21,7 @@ _OPERATORS = [m.name for m in pkgutil.walk_packages(vitalstream.operators.__path
 _OTHERS = ["vitalstream.connectors.codecs", "vitalstream.connectors.mqtt",
            "vitalstream.sinks.lineproto", "vitalstream.stream.console.layout",
            "vitalstream.connectors.persons", "vitalstream.simulators.adherence",
-           "vitalstream.simulators.history",
+           "vitalstream.simulators.history", "vitalstream.stream.console.profiles",
            "vitalstream.stream.experiment_report"]
 MODULES = ["vitalstream", "vitalstream.operators"] + _CORE + _OPERATORS + _OTHERS
 
