@@ -52,7 +52,7 @@ from vitalstream.operators.profile import ProfileRules, default_rules
 from vitalstream.signals import Signal
 from vitalstream.simulators.adherence import DAY_NS, AdherenceCohort
 from vitalstream.stream.care import CareService, CareWriter
-from vitalstream.testing import FakeClock
+from vitalstream.clock import FakeClock
 
 NS = 1_000_000_000
 READINGS_STREAM = "vitalstream:care:sim:readings"
