@@ -31,6 +31,13 @@ from vitalstream.operators.contract import RETAIN, Emit, earliest
 _PARTS = ("profile", "nudges", "outcomes")
 
 
+def _time_of(x: Any) -> int:
+    """The event time a care record stands at (readings and care events: event_ns; tag
+    changes, nudges, exposures: at_ns)."""
+    t = getattr(x, "event_ns", None)
+    return t if t is not None else getattr(x, "at_ns", 0)
+
+
 @dataclass(frozen=True)
 class CareFlow:
     profile: Any = None  # ProfileRules
@@ -63,7 +70,10 @@ class CareLogic:
         return next((logic for n, logic in self.parts if n == name), None)
 
     def _offer(self, start: int, items: list) -> list:
-        """Offer ``items`` to the parts from ``start`` on; each part's outputs go to the rest."""
+        """Offer ``items`` to the parts from ``start`` on; each part's outputs go to the rest,
+        in event-time order: a part that caught up to an item's time first (a silence due at
+        10:00 served when a 15:00 reading arrives) emits records older than the item, and a
+        later part must see them before the item or judge them late."""
         out: list = []
         for i in range(start, len(self.parts)):
             logic = self.parts[i][1]
@@ -71,7 +81,8 @@ class CareLogic:
             for x in items:
                 made += logic.on_item(x)[0]
             out += made
-            items = items + made
+            if made:
+                items = sorted(items + made, key=_time_of)  # stable: the item before its own results
         return out
 
     def on_item(self, item: Any) -> Emit:

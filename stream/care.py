@@ -121,20 +121,25 @@ class CareService:
 
     def run_until(self, t_ns: int) -> list:
         """Move a FakeClock to ``t_ns`` one timer at a time (so days pass in order, and a
-        silent person's reminders fire when they are due, not all at the end)."""
+        silent person's reminders fire when they are due, not all at the end). A heap of
+        deadlines: each step asks only the logic it notified for its next one."""
         out: list = []
-        while True:
-            due = [d for d in (lg.notify_at() for lg in self.logics.values()) if d is not None]
-            nxt = min(due) if due else None
-            if nxt is None or nxt > t_ns:
-                break
-            if nxt > self.clock.now_ns():
-                self.clock.set(nxt)
-            out += self.tick()
-            stuck = [k for k, lg in self.logics.items()
-                     if (d := lg.notify_at()) is not None and d <= self.clock.now_ns()]
-            if stuck:  # a logic that asks again for a time already reached would spin
-                raise RuntimeError(f"care logic of {stuck[0]} did not move its timer on")
+        heap = [(d, k) for k, lg in self.logics.items() if (d := lg.notify_at()) is not None]
+        heapq.heapify(heap)
+        while heap and heap[0][0] <= t_ns:
+            due, key = heapq.heappop(heap)
+            logic = self.logics[key]
+            if logic.notify_at() != due:
+                continue  # stale: its deadline moved (the logic is in the heap again if due)
+            if due > self.clock.now_ns():
+                self.clock.set(due)
+            now = self.clock.now_ns()
+            out += self._emit(logic.on_notify(now)[0])
+            nxt = logic.notify_at()
+            if nxt is not None:
+                if nxt <= now:  # a logic that asks again for a time already reached would spin
+                    raise RuntimeError(f"care logic of {key} did not move its timer on")
+                heapq.heappush(heap, (nxt, key))
         if t_ns > self.clock.now_ns():
             self.clock.set(t_ns)
             out += self.tick()

@@ -22,6 +22,7 @@ _OTHERS = ["vitalstream.connectors.codecs", "vitalstream.connectors.mqtt",
            "vitalstream.sinks.lineproto", "vitalstream.stream.console.layout",
            "vitalstream.connectors.persons", "vitalstream.simulators.adherence",
            "vitalstream.simulators.history", "vitalstream.stream.console.profiles",
+           "vitalstream.stream.care_sim", "vitalstream.stream.experiment_cli",
            "vitalstream.stream.experiment_report"]
 MODULES = ["vitalstream", "vitalstream.operators"] + _CORE + _OPERATORS + _OTHERS
 
