@@ -15,7 +15,6 @@ record is frozen and shared by snapshots (``__deepcopy__`` is identity).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 
 from vitalstream.timeutil import to_datetime
@@ -105,15 +104,14 @@ class Nudge:
     def nudge_id(self) -> str:
         return _digest(self.patient, self.strategy, self.due_ns)
 
-    def to_fields(self) -> dict[str, str]:
-        """The outreach stream entry (strings, as Redis stores them)."""
-        return {"type": "nudge", "nudge_id": self.nudge_id, "patient": self.patient,
-                "strategy": self.strategy, "kind": self.kind, "channel": self.channel,
-                "due_ns": str(self.due_ns), "at_ns": str(self.at_ns),
+    def to_json(self) -> dict:
+        """The nudge message (``data/nudge-v1.schema.json``)."""
+        return {"schema": "vitalstream.nudge/1", "nudge_id": self.nudge_id,
+                "patient": self.patient, "strategy": self.strategy, "kind": self.kind,
+                "channel": self.channel, "due_ns": self.due_ns, "at_ns": self.at_ns,
                 "time": to_datetime(self.at_ns).isoformat(), "message": self.message,
                 "reason": self.reason, "experiment": self.experiment, "variant": self.variant,
-                "digest_of": json.dumps(list(self.digest_of)),
-                "evidence": json.dumps([e.to_json() for e in self.evidence])}
+                "digest_of": list(self.digest_of), "evidence": [e.to_json() for e in self.evidence]}
 
 
 @dataclass(slots=True, frozen=True)

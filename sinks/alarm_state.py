@@ -164,6 +164,12 @@ def outreach_schema() -> dict:
     return json.loads(text)
 
 
+def nudge_schema() -> dict:
+    """The JSON Schema of a nudge message (``core/data/nudge-v1.schema.json``)."""
+    text = resources.files("vitalstream").joinpath("data/nudge-v1.schema.json").read_text()
+    return json.loads(text)
+
+
 def unit_of(signal: str) -> str:
     """The UCUM unit of an alert's value (``""``: a score).
 

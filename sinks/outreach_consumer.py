@@ -45,11 +45,14 @@ class OutreachMessage:
 
 class OutreachConsumer:
     def __init__(self, client: redis.Redis, stream: str, group: str, consumer: str, *,
-                 claim_idle_ms: int = 60000, schema_check: bool = True) -> None:
+                 claim_idle_ms: int = 60000, schema_check: bool = True,
+                 schema: dict | None = None) -> None:
         self.r, self.stream, self.group, self.consumer = client, stream, group, consumer
         self.dead_stream = f"{stream}:dead"
         self.claim_idle_ms = claim_idle_ms
-        self._validator = (jsonschema.Draft202012Validator(outreach_schema())
+        # schema: the messages' JSON Schema (default: alarm outreach; nudge_schema() for
+        # the nudge stream)
+        self._validator = (jsonschema.Draft202012Validator(schema or outreach_schema())
                            if schema_check else None)
         # Our own pending list is read once after a (re)start, page by page: re-reading it on
         # every poll would retry a failing handler at once, instead of after claim_idle_ms.

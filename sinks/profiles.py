@@ -9,7 +9,8 @@ person: a person's view is the union over its ids, see ``connectors.persons``)::
     {p}:profile:events          stream, every TagChange (for downstream tools; once per
                                       event_id, like alerts)
     {p}:cohort:{TAG}            sorted set id -> start_ns, ids with TAG in effect
-    {p}:nudges                  stream, the outreach queue of nudges (once per nudge_id);
+    {p}:nudges                  stream, the outreach queue of nudges (field "message": JSON
+                                      of data/nudge-v1.schema.json; once per nudge_id);
                                       clinical alerts have their own stream, never behind it
     {p}:nudges:{id}             stream, the patient's nudges sent and suppressed
     {p}:nudges:suppressed       hash "strategy|reason" -> count (and per patient:
@@ -59,6 +60,10 @@ class ProfileStore:
         self.p = prefix
         self._add_once = client.register_script(_ADD_ONCE)
 
+    @property
+    def nudge_stream(self) -> str:
+        return f"{self.p}:nudges"
+
     # -- writes (the care stage's sink)
     def apply(self, changes: Iterable[TagChange]) -> int:
         """Store tag changes; returns how many were new (a replay adds none twice)."""
@@ -102,11 +107,11 @@ class ProfileStore:
         for x in items:
             t = type(x)
             if t is Nudge:
-                fields = x.to_fields()
+                body = json.dumps(x.to_json())
                 queued_at.append(len(pipe.command_stack))
                 self._add_once(keys=[f"{self.p}:nudges:seen:{x.nudge_id}", f"{self.p}:nudges"],
-                               args=[_TTL_S, 1_000_000, *_flat(fields)], client=pipe)
-                pipe.xadd(f"{self.p}:nudges:{x.patient}", {"sent": json.dumps(fields)},
+                               args=[_TTL_S, 1_000_000, "message", body], client=pipe)
+                pipe.xadd(f"{self.p}:nudges:{x.patient}", {"sent": body},
                           maxlen=_LOG_MAXLEN, approximate=True)
             elif t is NudgeSuppressed:
                 body = x.to_json()
@@ -195,9 +200,7 @@ class ProfileStore:
         for _, f in self.r.xrevrange(f"{self.p}:nudges:{pid}", count=count):
             f = {_s(k): _s(v) for k, v in f.items()}
             if "sent" in f:
-                body = json.loads(f["sent"])
-                body["at_ns"] = int(body["at_ns"])
-                out.append({"status": "sent", **body})
+                out.append({"status": "sent", **json.loads(f["sent"])})
             else:
                 out.append({"status": "suppressed", **json.loads(f["suppressed"])})
         return out[::-1]

@@ -15,6 +15,8 @@ day's sms cap spent: the same alerts, at the same event times, in the alerts str
 
 from __future__ import annotations
 
+import json
+
 import calendar
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -119,8 +121,7 @@ def test_a_silent_patient_gets_exactly_one_reminder_per_cap_period(redis_client,
     expected = sorted(first.values())
     assert len(expected) == (28 if per == "day" else 4)  # 03-16..04-12 local; ISO weeks 12..15
 
-    queued = [{k.decode(): v.decode() for k, v in f.items()}
-              for _, f in redis_client.xrange("vitalstream:nudges")]
+    queued = [json.loads(f[b"message"]) for _, f in redis_client.xrange("vitalstream:nudges")]
     assert [int(q["at_ns"]) for q in queued if q["patient"] == "p-silent"] == expected
     log = store.nudges("p-silent", count=1000)
     sent = [n["at_ns"] for n in log if n["status"] == "sent"]

@@ -84,3 +84,24 @@ def test_changes_written_to_influxdb_as_annotations(redis_client, influxdb1):
     assert rows[0][0] == sets[0].at_ns and rows[0][1] == "hypertension set"
     assert rows[0][2] == sets[0].rule and rows[0][4] == "hypertension"
     assert len(rows) == len(svc.outputs)
+
+
+def test_nudges_reach_a_consumer_group_valid_against_their_schema(redis_client, redis_server, capsys):
+    """``vitalstream outreach consume --nudges``: each nudge once, as JSON of
+    nudge-v1.schema.json, with the strategy and evidence that triggered it."""
+    from vitalstream.care import Evidence, Nudge
+    from vitalstream.stream.cli import main
+
+    store = ProfileStore(redis_client)
+    n = Nudge("p-n", "bp-missing", "patient-reminder", "sms", T0, T0 + 3600 * 10**9, "Please measure",
+              "no bp_systolic reading for 3 days", (Evidence(T0 - 3 * DAY, "bp_systolic", 141.0, "last"),),
+              "bp-reminder-2026", "sms")
+    assert store.record([n, n]) == 1  # the second copy (a replay) is not queued again
+    rc = main(["outreach", "consume", "--nudges", "--group", "sms-gw", "--consumer", "c1",
+               "--once", "--json", "--redis-url", redis_server.url])
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert rc == 0 and len(lines) == 1
+    got = lines[0]
+    assert got["nudge_id"] == n.nudge_id and got["reason"] == n.reason and got["variant"] == "sms"
+    assert got["evidence"][0]["value"] == 141.0 and got["at_ns"] == T0 + 3600 * 10**9
+    assert redis_client.xlen("vitalstream:nudges:dead") == 0  # nothing failed the schema

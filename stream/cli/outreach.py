@@ -1,7 +1,7 @@
 """``vitalstream outreach consume``: read the outreach stream as a care-team tool would.
 
     vitalstream outreach consume --group G --consumer C [--claim-idle-s S] [--count N]
-                                 [--once] [--json]
+                                 [--once] [--json] [--nudges]
 
 One line per message (``--json``: the message itself), each acknowledged once printed; the
 group is created on first use and sees the backlog. Messages off the schema, or delivered
@@ -18,12 +18,15 @@ BLOCK_MS = 1000  # below the client's 2-s socket timeout (sinks.redis_streams.co
 
 
 def _line(msg: dict[str, Any]) -> str:
+    if msg.get("schema") == "vitalstream.nudge/1":
+        return (f"{msg['kind']:<16} {msg['channel']:<9} {msg['patient']:<12} {msg['strategy']:<22} "
+                f"{msg['reason']}")
     return (f"{msg['priority']:<6} {msg['patient']:<12} {msg['rule']:<22} {msg['reason']:<14} "
             f"{msg['explanation']}")
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from vitalstream.sinks.alarm_state import RedisAlarmState
+    from vitalstream.sinks.alarm_state import RedisAlarmState, nudge_schema
     from vitalstream.sinks.outreach_consumer import OutreachConsumer
     from vitalstream.sinks.redis_streams import connect
     from vitalstream.stream.alarms import prefix_of
@@ -35,9 +38,14 @@ def cmd_consume(args: argparse.Namespace) -> int:
                                "--count must be > 0 and --claim-idle-s >= 0")
     s = _settings(args)
     client = connect(s.redis.url)
-    stream = RedisAlarmState(client, prefix_of(s.redis.alerts_stream)).outreach
+    if args.nudges:
+        from vitalstream.sinks.profiles import ProfileStore
+
+        stream, schema = ProfileStore(client).nudge_stream, nudge_schema()
+    else:
+        stream, schema = RedisAlarmState(client, prefix_of(s.redis.alerts_stream)).outreach, None
     consumer = OutreachConsumer(client, stream, args.group, args.consumer,
-                                claim_idle_ms=int(args.claim_idle_s * 1000))
+                                claim_idle_ms=int(args.claim_idle_s * 1000), schema=schema)
     consumer.ensure_group()
 
     def show(m) -> None:
@@ -62,6 +70,8 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--count", type=int, default=10, help="messages per read (default 10)")
     c.add_argument("--once", action="store_true", help="stop when nothing is left")
     c.add_argument("--json", action="store_true", help="print each message as JSON")
+    c.add_argument("--nudges", action="store_true",
+                   help="the nudge stream (reminders, care-team tasks) instead of the alarms'")
     c.add_argument("--config")
     _add_service_opts(c)
     c.set_defaults(func=cmd_consume)

@@ -19,7 +19,6 @@ True
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -44,11 +43,6 @@ def _finite(v: Any) -> float | None:
 
 
 def _evidence(items: Any) -> list[dict]:
-    if isinstance(items, str):
-        try:
-            items = json.loads(items)
-        except ValueError:
-            return []
     out = []
     for e in items or ():
         out.append({"time": str(e.get("time", "")), "event_ns": int(e.get("event_ns") or 0),
@@ -74,11 +68,6 @@ def _tag(name: str, t: dict) -> dict:
 
 def _nudge(n: dict) -> dict:
     digest = n.get("digest_of", [])
-    if isinstance(digest, str):
-        try:
-            digest = json.loads(digest)
-        except ValueError:
-            digest = []
     return {"status": n["status"], "patient": str(n.get("patient", "")),
             "at_ns": int(n["at_ns"]), "due_ns": _int_or_none(n.get("due_ns")),
             "strategy": str(n.get("strategy", "")), "kind": str(n.get("kind", "")),
