@@ -14,9 +14,8 @@ Every patient is enrolled (``CareEvent`` "enrol") in the strategy's programme at
 start (day 0, 00:00 UTC); the profile tags them as the readings come. Each person has
 a ``CareService`` of their own, on a ``FakeClock`` of their own, moved to every reading
 before it is fed (timers first: a deadline at ``t`` is served before a reading at
-``t``) and to the end of every day: the care stage is keyed by person, and one host
-per key keeps the run linear in the number of patients (``CareService.run_until``
-looks at every hosted logic for each timer).
+``t``) and to the end of every day: the care stage is keyed by person, so a host per
+key gives the same outputs as one host for all, with each reading's timers served first.
 
 What is written to Redis, beside the care stage's own keys: the simulated readings
 (stream ``vitalstream:care:sim:readings``: what ``vitalstream experiment report``

@@ -10,10 +10,13 @@ assignment probability of the confidence sequence) comes from ``--nudges`` when 
 else from the description a simulated loop stored (``stream.care_sim``), else from the
 packaged nudge policy.
 
-Check: when the readings the outcomes were computed from are in Redis (a simulated
-loop stores them in ``vitalstream:care:sim:readings``), the outcomes are recomputed in
-batch (``batch_outcomes``) from the stored exposures and those readings, and the
-streamed records are compared with them exactly; the output says what was compared.
+Check: the outcomes are recomputed in batch (``batch_outcomes``) from the stored
+exposures and the stored readings, and the streamed records are compared with them
+exactly; the output says what was compared. The readings are those a simulated loop
+keeps in Redis (``vitalstream:care:sim:readings``), else, with ``--influx-url``, those the
+live pipeline wrote to its time-series store, read back per exposed patient over the
+outcome windows (VictoriaMetrics keeps milliseconds: a device time finer than that reads
+back rounded, and a trend over it may then differ in its last digits).
 
 >>> [m.name for m in map(metric_from_name, ["measured_within_86400s:bp_systolic",
 ...                                         "trend_30d:bp_systolic",
@@ -37,6 +40,8 @@ from vitalstream.errors import ConfigError
 from vitalstream.operators.experiment.assign import Experiment
 from vitalstream.operators.experiment.outcomes import (MeasuredWithin, Metric, OutcomeRecord,
                                                        TimeInRange, TrendAfter, batch_outcomes)
+from vitalstream.model import Reading
+from vitalstream.signals import Signal
 from vitalstream.stream.care_sim import META_KEY, READINGS_STREAM, stored_readings
 from vitalstream.timeutil import to_datetime
 
@@ -78,17 +83,34 @@ def experiment_named(name: str, nudges: str | None, meta: dict | None) -> Experi
                       f"no experiment {name!r} in {where} (give its policy with --nudges)")
 
 
-def verify(store, name: str, records: list[OutcomeRecord], exposures: list, meta: dict | None) -> dict:
+def store_readings(series, exposures: list, metrics: list) -> list[Reading]:
+    """The readings of each exposed patient's outcome windows, read back from the time-series
+    store the pipeline wrote them to (``stream.console.series``: InfluxQL or VictoriaMetrics).
+    The store merges a patient's devices, so each reading comes back with device "store"."""
+    signals = {m.signal for m in metrics}
+    horizon = max((m.horizon_ns for m in metrics), default=0)
+    out: list[Reading] = []
+    for e in exposures:
+        for signal, points in series.readings(e.patient, e.at_ns, e.at_ns + horizon).items():
+            if signal in signals:
+                out += [Reading(e.patient, "store", Signal(signal), float(v), "", t, t) for t, v in points]
+    return out
+
+
+def verify(store, name: str, records: list[OutcomeRecord], exposures: list, meta: dict | None,
+           series=None) -> dict:
     """Streamed outcome records against ``batch_outcomes`` over the stored exposures and
     readings: ``{"compared": bool, "equal": bool, "what": str, ...}``."""
     stream = (meta or {}).get("readings_stream", READINGS_STREAM)
     readings = stored_readings(store.r, stream)
-    if not readings:
-        return {"compared": False, "equal": None,
-                "what": f"not compared: no readings stored in {stream} (a simulated loop stores "
-                        f"them; the live pipeline's are in the time-series store)"}
     metrics = [metric_from_name(n) for n in sorted({r.metric for r in records})] or \
         [metric_from_name(n) for n in (meta or {}).get("metrics", [])]
+    if not readings and series is not None:
+        readings, stream = store_readings(series, exposures, metrics), "the time-series store"
+    if not readings:
+        return {"compared": False, "equal": None,
+                "what": f"not compared: no readings in {stream} (a simulated loop stores them; "
+                        f"give --influx-url for the live pipeline's time-series store)"}
     until = (meta or {}).get("until_ns")
     batch = batch_outcomes(list(exposures) + readings, metrics, experiment=name, until_ns=until)
     key = lambda r: (r.patient, r.metric)  # noqa: E731
@@ -127,7 +149,15 @@ def report_from_redis(store, name: str, out_dir: str | Path, args: argparse.Name
         raise ConfigError(STEP, None, "no_data", f"experiment {name!r}: no exposures in Redis")
     metrics = [metric_from_name(n) for n in sorted({r.metric for r in records})]
     rep = report(list(exposures) + records, exp, metrics, out_dir)
-    check = verify(store, name, records, exposures, meta) \
+    series = None
+    if getattr(args, "influx_url", None):
+        from vitalstream.stream.console.series import reader_for
+
+        # every point: an exact recomputation must not see a thinned series
+        series = reader_for(args.influx_url, token=getattr(args, "influx_token", None),
+                            database=getattr(args, "influx_bucket", None) or "vitals",
+                            max_points=10**9)
+    check = verify(store, name, records, exposures, meta, series) \
         if getattr(args, "verify", True) is not False else None
     if getattr(args, "json", False):
         body: dict[str, Any] = rep.to_json()

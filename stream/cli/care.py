@@ -204,6 +204,10 @@ def add_care_commands(sub) -> None:
     rep.add_argument("name")
     rep.add_argument("--out", default=".", help="folder for NAME.txt, NAME.json and NAME.png")
     rep.add_argument("--nudges", help="nudge strategies YAML (default: the packaged one)")
+    rep.add_argument("--influx-url", help="the time-series store the pipeline writes readings to: "
+                     "the outcomes are recomputed from them in batch and compared")
+    rep.add_argument("--influx-token")
+    rep.add_argument("--influx-bucket", help="bucket, or InfluxQL database (default vitals)")
     _common(rep)
     rep.set_defaults(func=cmd_experiment_report)
 
