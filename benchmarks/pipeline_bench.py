@@ -124,7 +124,7 @@ def run_ladder(args, pubs: Publishers, vm, reader: AlertReader, consumer: Consum
         if catch_up is None:
             stored, complete_after = _wait_stored(vm, lo, end, expected, LOSS_WAIT_S)
         # Alerts trail the readings by the reorder delay: give them that plus a second.
-        delay_s = args.rule_delay_s if consumer.system == "vitalstream" else 0.0
+        delay_s = args.rule_delay_s if consumer.system.startswith("vitalstream") else 0.0
         time.sleep(max(0.0, end + delay_s + 1.0 - time.time()))
         fired_now = len(reader.firing_between(int(lo * 1e9), int(end * 1e9)))
         offered = rep["messages"] / rep["send_s"]
@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="mosquitto max_inflight_messages (default: mosquitto's own, 20)")
     ap.add_argument("--idle-stop-s", dest="idle_stop_s", type=float, default=12.0,
                     help="consumer stops after this much silence; must exceed the gap between steps")
-    ap.add_argument("--systems", default="vitalstream,naive")
+    ap.add_argument("--systems", default="vitalstream,naive",
+                    help="vitalstream, naive, vitalstream-nocare (the pipeline without its care stage)")
     ap.add_argument("--profile", default=None, help="directory: py-spy raw profiles of the ladder")
     ap.add_argument("--profile-native", dest="profile_native", action="store_true",
                     help="py-spy --native (shows time inside bytewax's Rust code)")
@@ -309,7 +310,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vitalstream-bench-") as tmp:
         for system in args.systems.split(","):
             out[system] = run_system(system, args, wl, Path(tmp))
-    v, n = out.get("vitalstream"), out.get("naive")
+    v, n, nc = out.get("vitalstream"), out.get("naive"), out.get("vitalstream-nocare")
+    if v and nc:
+        out["care_stage_ratio"] = {
+            "note": "vitalstream (care stage on) / vitalstream-nocare, same run",
+            "sustained_readings_per_s": _ratio(v["sustained_readings_per_s"], nc["sustained_readings_per_s"]),
+            "drain_readings_per_s": _ratio(v["drain"]["readings_per_s"], nc["drain"]["readings_per_s"]),
+            "cpu_us_per_reading": _ratio(v["cpu_us_per_reading"], nc["cpu_us_per_reading"]),
+        }
     if v and n:
         def lat(d, key, q):
             return (d[key] or {}).get(q)

@@ -23,7 +23,8 @@ quiet hours, digests) can hold one back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import heapq
+from dataclasses import dataclass, field
 from typing import Any
 
 from vitalstream.operators.contract import RETAIN, Emit, earliest
@@ -110,3 +111,96 @@ class CareLogic:
 
     def snapshot(self) -> CareState:
         return CareState(self.key, **{name: logic.snapshot() for name, logic in self.parts})
+
+
+def _hosted() -> tuple[type, ...]:
+    from vitalstream.care import CareEvent
+    from vitalstream.model import Reading
+
+    return (Reading, CareEvent)
+
+
+_HOSTED = _hosted()
+
+
+@dataclass(frozen=True)
+class CareHost:
+    """Many persons' care logics in one keyed logic (a shard), as ``PatientHost`` does for
+    the clinical stage: a runtime then keys by shard (a few dozen keys) instead of by
+    person, and each batch costs one call per shard rather than one per person. Items are
+    routed by ``item.patient`` (the person: stage A resolved merged ids); timers are kept
+    in a heap, so ``notify_at`` is the earliest person's deadline without a scan."""
+
+    flow: CareFlow
+
+    def build(self, resume_state: "CareHostState | None" = None, *, key: str = "") -> "CareHostLogic":
+        return CareHostLogic(self.flow, resume_state)
+
+
+@dataclass
+class CareHostState:
+    persons: dict = field(default_factory=dict)  # person -> CareState
+
+
+class CareHostLogic:
+    def __init__(self, flow: CareFlow, state: "CareHostState | None" = None) -> None:
+        self.flow = flow
+        self.logics: dict[str, CareLogic] = {}
+        self._heap: list[tuple[int, str]] = []
+        self._due: dict[str, int | None] = {}  # each person's deadline as last pushed
+        for person, st in (state.persons if state is not None else {}).items():
+            self.logics[person] = flow.build(st, key=person)
+            self._schedule(person)
+
+    def _schedule(self, person: str) -> None:
+        due = self.logics[person].notify_at()
+        if due != self._due.get(person):
+            self._due[person] = due
+            if due is not None:
+                heapq.heappush(self._heap, (due, person))
+
+    def on_item(self, item: Any) -> Emit:
+        if type(item) not in _HOSTED:
+            return [], RETAIN  # the clinical stage's other items (gateway liveness) share the stream
+        person = item.patient
+        logic = self.logics.get(person)
+        if logic is None:
+            logic = self.logics[person] = self.flow.build(key=person)
+        out = logic.on_item(item)[0]
+        self._schedule(person)
+        return out, RETAIN
+
+    def on_batch(self, items: list) -> Emit:
+        out: list = []
+        for x in items:
+            out += self.on_item(x)[0]
+        return out, RETAIN
+
+    def on_notify(self, now_ns: int) -> Emit:
+        out: list = []
+        heap, served = self._heap, []
+        while heap and heap[0][0] <= now_ns:
+            due, person = heapq.heappop(heap)
+            if self._due.get(person) != due:
+                continue  # stale: that person's deadline moved (and was pushed again)
+            self._due[person] = None
+            out += self.logics[person].on_notify(now_ns)[0]
+            served.append(person)
+        for person in served:  # after the loop: a deadline not moved on waits for the next call
+            self._schedule(person)
+        return out, RETAIN
+
+    def notify_at(self) -> int | None:
+        heap = self._heap
+        while heap and self._due.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)  # stale entries go as they reach the top
+        return heap[0][0] if heap else None
+
+    def on_eof(self) -> Emit:
+        out: list = []
+        for logic in self.logics.values():
+            out += logic.on_eof()[0]
+        return out, RETAIN
+
+    def snapshot(self) -> CareHostState:
+        return CareHostState({p: lg.snapshot() for p, lg in self.logics.items()})

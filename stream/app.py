@@ -229,17 +229,17 @@ class Pipeline:
             self.live.care_writers.append(w)
         return w
 
-    def _care(self, flow, outcomes) -> None:
+    def _care(self, flow, keyed) -> None:
         from vitalstream.clock import SystemClock
         from vitalstream.sinks.profiles import ProfileStore
         from vitalstream.sinks.redis_streams import connect
         from vitalstream.stream.care_flow import CommandsSource, add_care
 
         url = self.settings.redis.url
-        add_care(flow, outcomes, assembly.care_flow(self.settings), WriterSink(self._care_writer),
+        add_care(flow, keyed, assembly.care_flow(self.settings), WriterSink(self._care_writer),
                  SystemClock(), CommandsSource(lambda: ProfileStore(connect(url)),
                                                self.settings.care.commands_poll_s, self._input_ended),
-                 self._flush_at_eof)
+                 self._flush_at_eof, self.settings.pipeline.shards)
 
     def _input_ended(self) -> bool:
         """Has the readings' input ended (a stop request, or a bounded run's idle stop)?"""

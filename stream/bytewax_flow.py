@@ -170,7 +170,8 @@ def build_flow(source, make_ingest: Callable[[], Ingest], host: PatientHost,
                extend: Callable[[Dataflow, object], None] | None = None) -> tuple[Dataflow, _PerThread]:
     """Assemble the dataflow; ``source``/``*_sink`` are bytewax Source/Sink objects.
     ``durable=False``: the run keeps no recovery state, so snapshots are not taken.
-    ``extend(flow, outcomes)`` adds steps over stage A's outcomes (the care stage)."""
+    ``extend(flow, keyed)`` adds steps over stage A's readings keyed by shard (the care
+    stage: the same keys, so no second keying step per reading)."""
     clock = clock or SystemClock()
     flow = Dataflow(flow_id)
     msgs = op.input("mqtt", flow, source)
@@ -186,7 +187,7 @@ def build_flow(source, make_ingest: Callable[[], Ingest], host: PatientHost,
     results = op.stateful_batch("patients", keyed, builder)
     op.output("results", op.key_rm("unkey", results), result_sink)
     if extend is not None:
-        extend(flow, outcomes)
+        extend(flow, keyed)
     return flow, ingest
 
 

@@ -2,13 +2,16 @@
 
 ::
 
-    readings (stage A, person-resolved) --+
-                                          +-> key by person -> care (stateful_batch: CareLogic)
-    care commands (Redis stream) ---------+       -> care_out (DynamicSink: ProfileStore, InfluxDB)
+    readings keyed by shard (stage A, person-resolved; the clinical stage's keys) --+
+                                                  +-> care (stateful_batch: CareHost)
+    care commands (Redis stream) -> key by shard -------+   -> care_out (DynamicSink: ProfileStore, InfluxDB)
 
-The care step is keyed by person, not by shard: its state lives for months and
-its timers ("no reading for 3 days") must fire for a person who sends nothing,
-which bytewax's per-key ``notify_at`` does. The commands source is one
+The care step is keyed by shard of person (``crc32(person) % shards``, like the
+clinical stage), each shard a ``CareHost`` of its persons' logics: a person's state
+lives in one place, bytewax calls Python once per shard and batch rather than once
+per person, and the host's heap of deadlines makes a silent person's timers ("no
+reading for 3 days") fire through the shard's ``notify_at``. Persons are never
+evicted: the one who sends nothing is the one to remind. The commands source is one
 partition reading ``{prefix}:care:commands``; its position is its snapshot, so
 with durable state a restart goes on where it stopped, and without state it
 reads the stream from the start, which rebuilds the manual tags the lost state
@@ -25,8 +28,8 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.operators import StatefulBatchLogic
 
 from vitalstream.clock import Clock
-from vitalstream.model import Reading
-from vitalstream.operators.care import CareFlow, CareLogic, CareState
+from vitalstream.operators.care import CareFlow, CareHost, CareHostState
+from vitalstream.operators.shard import shard_of
 
 
 def _utc(ns: int) -> datetime:
@@ -34,25 +37,16 @@ def _utc(ns: int) -> datetime:
 
 
 class _CareStep(StatefulBatchLogic):
-    """bytewax's side of the contract for one person (bytewax does not hand the key to
-    the builder: it is taken from the first item, and kept in the state)."""
+    """bytewax's side of the contract for one shard of persons (``operators.care.CareHost``)."""
 
-    def __init__(self, flow: CareFlow, clock: Clock, resume: CareState | None,
+    def __init__(self, host: CareHost, clock: Clock, resume: CareHostState | None,
                  eof_flush: Callable[[], bool]) -> None:
-        self.flow = flow
+        self.logic = host.build(resume)
         self.clock = clock
         self.eof_flush = eof_flush
-        self.logic: CareLogic | None = None
-        if resume is not None:
-            self.logic = flow.build(resume, key=resume.key)
 
     def on_batch(self, values: list) -> tuple[list, bool]:
-        if self.logic is None:
-            self.logic = self.flow.build(key=values[0].patient)
-        out: list = []
-        for x in values:
-            out += self.logic.on_item(x)[0]
-        return out, StatefulBatchLogic.RETAIN
+        return self.logic.on_batch(values)[0], StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[list, bool]:
         return self.logic.on_notify(self.clock.now_ns())[0], StatefulBatchLogic.RETAIN
@@ -60,16 +54,16 @@ class _CareStep(StatefulBatchLogic):
     def on_eof(self) -> tuple[list, bool]:
         # a bounded input has ended: send what already triggered (digests, deferrals); a
         # stop with durable state keeps them for the next start instead
-        if self.logic is None or not self.eof_flush():
+        if not self.eof_flush():
             return [], StatefulBatchLogic.RETAIN
         return self.logic.on_eof()[0], StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> Optional[datetime]:
-        due = None if self.logic is None else self.logic.notify_at()
+        due = self.logic.notify_at()
         return None if due is None else _utc(due)
 
-    def snapshot(self) -> CareState | None:
-        return None if self.logic is None else self.logic.snapshot()
+    def snapshot(self) -> CareHostState:
+        return self.logic.snapshot()
 
 
 class _Commands(StatefulSourcePartition):
@@ -115,12 +109,15 @@ class CommandsSource(FixedPartitionedSource):
         return _Commands(self.make_store(), resume_state or "0-0", self.poll_s, self.ended)
 
 
-def add_care(flow, outcomes, care: CareFlow, sink, clock: Clock, commands=None,
-             eof_flush: Callable[[], bool] = lambda: True) -> None:
-    """Attach the care stage to the stage-A ``outcomes`` stream of a dataflow."""
-    items = op.filter("care_readings", outcomes, lambda o: type(o) is Reading)
+def add_care(flow, keyed, care: CareFlow, sink, clock: Clock, commands=None,
+             eof_flush: Callable[[], bool] = lambda: True, shards: int = 64) -> None:
+    """Attach the care stage to stage A's readings, keyed by shard of patient as the
+    clinical stage has them (``shard_key``: the same crc32 of the person); gateway
+    liveness items in that stream are passed over by the host."""
     if commands is not None:
-        items = op.merge("care_items", items, op.input("care_commands", flow, commands))
-    keyed = op.key_on("person", items, lambda x: x.patient)
-    results = op.stateful_batch("care", keyed, lambda resume: _CareStep(care, clock, resume, eof_flush))
+        cmds = op.key_on("care_command_shard", op.input("care_commands", flow, commands),
+                         lambda e: shard_of(e.patient, shards))
+        keyed = op.merge("care_items", keyed, cmds)
+    host = CareHost(care)
+    results = op.stateful_batch("care", keyed, lambda resume: _CareStep(host, clock, resume, eof_flush))
     op.output("care_out", op.key_rm("care_unkey", results), sink)

@@ -29,7 +29,7 @@ from vitalstream.operators.experiment.outcomes import MeasuredWithin, OutcomeTra
 from vitalstream.operators.concerns import Concerns
 from vitalstream.operators.news2 import News2, News2Context
 from vitalstream.operators.news2_alerts import News2Rule
-from vitalstream.operators.care import CareFlow
+from vitalstream.operators.care import CareFlow, CareHost
 from vitalstream.operators.nudge import NudgePolicy
 from vitalstream.operators.profile import ProfileRules
 from vitalstream.operators.patient import PatientFlow
@@ -342,6 +342,15 @@ def care_stream(n: int = 0, *, days: int = 50) -> list:
     return out[:n] if n else out
 
 
+def _two_persons(n: int = 0) -> list:
+    """care_stream() of s00001 and of s00002 (a copy 5 h later), merged in event order."""
+    a = care_stream(n // 2 if n else 0)
+    b = [dataclasses.replace(x, patient="s00002", event_ns=x.event_ns + 5 * 3600 * NS,
+                             **({"recv_ns": x.recv_ns + 5 * 3600 * NS} if isinstance(x, Reading) else {}))
+         for x in a]
+    return sorted(a + b, key=lambda x: x.event_ns)
+
+
 # -- experiment outcomes: one patient's BP readings and exposures to many experiments --
 
 
@@ -424,6 +433,10 @@ CASES = [
     # the care stage: profile -> nudges (packaged policy, with its experiment) -> outcomes
     Case("care", CareFlow(ProfileRules(), NudgePolicy.default(), OUTCOMES), care_stream(),
          key="s00001", long_items=care_stream, arrive=_arrive_care, settle_ns=10 * DAY_NS),
+    # the care stage's shard host: two persons' care streams interleaved, one logic each
+    Case("care-host", CareHost(CareFlow(ProfileRules(), NudgePolicy.default(), OUTCOMES)),
+         _two_persons(), key="7", long_items=_two_persons, arrive=_arrive_care,
+         settle_ns=10 * DAY_NS),
     # experiment outcomes: closes each window on event time (1 h lateness) or the clock
     Case("experiment-outcomes", OUTCOMES, outcome_stream(), key="p1", latency_ns=NS,
          reorder_ns=30 * 60 * NS, absorbs_duplicates=True, evict_after_ns=9 * DAY_NS,
@@ -512,7 +525,7 @@ def test_contract_stream_is_not_trivial() -> None:
     for case in CASES:
         outputs = run(case.config, case.events(), key=case.key, settle_ns=case.settle_ns)
         # profile tags change a few times a month by nature: 15 changes in 50 days is plenty
-        least = 2 if case.name.startswith("rule") else 15 if case.name in ("profile", "care") else 100
+        least = 2 if case.name.startswith("rule") else 15 if case.name in ("profile", "care", "care-host") else 100
         assert len(outputs) >= least, case.name
     alerts = [o for o in run(FLOW, CASES[5].events(), key="s00001") if o.startswith("Alert(")]
     assert {a.rule for a in flow_alerts()} >= {"tachycardia", "news2", "fever_icu"}

@@ -181,6 +181,8 @@ class OutcomeLogic:
         self.cfg, self.st, self.key = cfg, st, key
         self._signals = {m.signal for m in cfg.metrics}
         self._max_h = max(m.horizon_ns for m in cfg.metrics)
+        # the newest reading time kept (notify_at asks it at every call: kept, not scanned)
+        self._newest_r = max((k[2] for k in st.readings), default=None)
 
     def _watermark(self) -> int | None:
         n = self.st.newest_ns
@@ -207,6 +209,8 @@ class OutcomeLogic:
                 k = (sig, item.device, item.event_ns)
                 if k not in st.readings:
                     st.readings[k] = item.value
+                    if self._newest_r is None or item.event_ns > self._newest_r:
+                        self._newest_r = item.event_ns
             self._advance(item.event_ns)
         else:
             return [], RETAIN
@@ -226,7 +230,7 @@ class OutcomeLogic:
                for m in self.cfg.metrics if m.name not in st.closed.get(x, ())]
         if not st.exposures and st.readings:
             # readings older than the watermark can serve no future exposure: drop them then
-            due.append(max(k[2] for k in st.readings) + lat)
+            due.append(self._newest_r + lat)
         return earliest(*due)
 
     def on_eof(self) -> Emit:
@@ -259,6 +263,7 @@ class OutcomeLogic:
             floor = min([wm] + [e.at_ns for e in st.exposures.values()])
             for k in [k for k in st.readings if k[2] <= floor]:
                 del st.readings[k]
+            self._newest_r = max((k[2] for k in st.readings), default=None)
             st.prune_at = max(64, 2 * len(st.readings))
         return out
 

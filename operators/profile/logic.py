@@ -99,6 +99,7 @@ class ProfileLogic:
         self._tir = next((r for r in cfg.rules if r.name == "poor-glycaemic-control"), None)
         self._horizon = cfg.horizon_days
         self._span = (0, 0, 0, "")  # (start_ns, end_ns, local day, zone): the last day looked up
+        self._midnight: tuple = (None, None, None)  # (today, zone, the next local midnight)
 
     # -- the contract
     def on_item(self, item: Any) -> Emit:
@@ -122,7 +123,9 @@ class ProfileLogic:
         st = self.state
         if st.today is None:
             return None
-        return day_start_ns(st.today + 1, st.tz)
+        if self._midnight[:2] != (st.today, st.tz):  # asked after every item: computed once a day
+            self._midnight = (st.today, st.tz, day_start_ns(st.today + 1, st.tz))
+        return self._midnight[2]
 
     def on_eof(self) -> Emit:
         return [], RETAIN  # nothing held back: every change was emitted when it happened
