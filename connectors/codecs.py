@@ -59,11 +59,11 @@ replace entries in its own copy.
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Callable, Union
 
+from vitalstream.connectors.limits import load_json
 from vitalstream.errors import DecodeError, IdentityError, VitalstreamError
 from vitalstream.model import Quality, RawReading
 from vitalstream.timeutil import parse_iso8601_ns
@@ -116,10 +116,7 @@ def _number(v: object, device: str, what: str) -> float:
 
 
 def _load(payload: bytes, device: str) -> object:
-    try:
-        return json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DecodeError("decode", device, "bad_json", str(exc)[:200]) from exc
+    return load_json(payload, step="decode", device=device)  # the limits of connectors.limits
 
 
 def _check_device(claimed: object, topic_device: str) -> None:

@@ -59,6 +59,7 @@ from vitalstream.connectors.omh_schemas import (
     duration_to_ns,
     duration_unit_value,
 )
+from vitalstream.connectors.limits import load_json
 from vitalstream.errors import DecodeError, VitalstreamError
 from vitalstream.model import Quality, RawReading, Reading
 from vitalstream.signals import Signal, spec
@@ -136,10 +137,7 @@ def _reject_constant(name: str) -> float:
 
 
 def _parse_json(payload: bytes | str, device: str | None) -> object:
-    try:
-        return json.loads(payload, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        raise _fail(device, "bad_json", str(exc)) from None
+    return load_json(payload, step=STEP, device=device)  # the limits of connectors.limits
 
 
 def _number(v: object, device: str | None, path: str) -> float:

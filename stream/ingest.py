@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Union
 
 from vitalstream.connectors.codecs import default_codecs, parse_topic
+from vitalstream.connectors.limits import check_payload_size
 from vitalstream.errors import VitalstreamError
 from vitalstream.ids import check_identifier
 from vitalstream.model import Alert, DeadLetter, Heard, Message, RawReading, Reading
@@ -92,6 +93,8 @@ class Ingest:
             decoder = self.codecs.get(codec)
             if decoder is None:
                 raise VitalstreamError("decode", device, "unknown_codec", codec)
+            # before any codec parses it, whichever codec the table holds (connectors.limits)
+            check_payload_size(msg.payload, step="decode", device=device)
             decoded = decoder(msg.payload, device, msg.recv_ns)
         except VitalstreamError as err:
             self._dead(err, msg, out)

@@ -128,8 +128,8 @@ def test_json_device_mismatch_is_identity_error():
     assert ei.value.device == "dev-1"
 
 
-@pytest.mark.parametrize("raw", ["true", "false", "NaN", "Infinity", "-Infinity", '"72"', "null",
-                                 "[72]"])
+# NaN/Infinity literals are not JSON: the whole payload is refused (tests/test_input_limits.py)
+@pytest.mark.parametrize("raw", ["true", "false", '"72"', "null", "[72]"])
 def test_json_non_numeric_values_rejected(raw):
     payload = ('{"readings": [{"signal": "heart_rate", "value": %s, "t_ns": %d}]}' % (raw, T0)).encode()
     out = decode_json(payload, "dev-1", RECV)

@@ -18,7 +18,8 @@ _CORE = [m.name for m in pkgutil.walk_packages(vitalstream.__path__, "vitalstrea
          if m.name != "vitalstream.__main__"]  # importing __main__ runs the CLI
 _OPERATORS = [m.name for m in pkgutil.walk_packages(vitalstream.operators.__path__,
                                                     "vitalstream.operators.")]
-_OTHERS = ["vitalstream.connectors.codecs", "vitalstream.connectors.mqtt",
+_OTHERS = ["vitalstream.connectors.codecs", "vitalstream.connectors.limits",
+           "vitalstream.connectors.mqtt",
            "vitalstream.sinks.lineproto", "vitalstream.stream.console.layout",
            "vitalstream.connectors.persons", "vitalstream.simulators.adherence",
            "vitalstream.simulators.history", "vitalstream.stream.console.profiles",

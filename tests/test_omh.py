@@ -371,7 +371,7 @@ def test_patient_is_user_id_else_device_and_device_is_topic_else_provenance():
 @pytest.mark.parametrize("payload,reason", [
     (b"{not json", "bad_json"),
     (b"\xff\xfe{}", "bad_json"),
-    (b'{"header": {}, "body": {"v": NaN}}', "bad_json"),
+    (b'{"header": {}, "body": {"v": NaN}}', "bad_number"),  # not JSON (RFC 8259 6)
     (b"[]", "schema_invalid"),
     (json.dumps(point("heart-rate", "2.0", {}, user_id=5)).encode(), "schema_invalid"),
     (json.dumps(point("body-weight", "1.0", {})).encode(), "unsupported_schema"),

@@ -31,7 +31,6 @@ Anything else is a ``DecodeError(step="ble_gateway")`` with reason ``bad_json``,
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from datetime import timezone, tzinfo
 from typing import Any
 
 from vitalstream.connectors.ble import adverts, gatt
+from vitalstream.connectors.limits import load_json
 from vitalstream.connectors.ble.readings import BleReadings, resolve_tz, to_readings
 from vitalstream.errors import DecodeError, VitalstreamError
 from vitalstream.timeutil import parse_iso8601_ns
@@ -95,10 +95,7 @@ def gateway_from_topic(topic: str | None) -> str | None:
 
 
 def _load(payload: bytes | str) -> dict[str, Any]:
-    try:
-        obj = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        raise _error("bad_json", str(exc)[:200]) from None
+    obj = load_json(payload, step=STEP, device=None)  # the limits of connectors.limits
     if not isinstance(obj, dict):
         raise _error("not_an_object", f"envelope is a JSON {type(obj).__name__}, not an object")
     return obj
