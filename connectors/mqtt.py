@@ -10,12 +10,17 @@
 - Several pipeline processes share the load with a shared subscription
   (``$share/<group>/<topic>``); each needs its own client id.
 
-URL form: ``mqtt://user:pass@host:1883`` (``mqtts://`` for TLS).
+URL form: ``mqtt://user:pass@host:1883`` (``mqtts://`` for TLS, default port 8883).
+Over ``mqtts://`` the broker's certificate and host name are verified against
+the system's CAs, or only against ``ca_file`` (a PEM bundle, e.g. a private CA)
+when it is set; ``ca_file`` with a plain ``mqtt://`` URL is a ConfigError, not
+a silent fall-back to clear text.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -45,6 +50,7 @@ class MqttConfig:
     keepalive_s: int = 30
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    ca_file: str | None = None  # PEM CA bundle for mqtts:// (None: the system's CAs)
 
 
 @dataclass(frozen=True)
@@ -103,8 +109,13 @@ class MqttReceiver:
                         protocol=mqtt.MQTTv5, manual_ack=True)
         if self.addr.username is not None:
             c.username_pw_set(self.addr.username, self.addr.password)
+        if cfg.ca_file is not None and not self.addr.tls:
+            raise ConfigError("mqtt", None, "bad_url",
+                              f"ca_file {cfg.ca_file!r} needs an mqtts:// URL, not {cfg.url!r}")
         if self.addr.tls:
-            c.tls_set()
+            if cfg.ca_file is not None and not os.path.isfile(cfg.ca_file):
+                raise ConfigError("mqtt", None, "missing_file", f"ca_file {cfg.ca_file!r} not found")
+            c.tls_set(ca_certs=cfg.ca_file)
         c.reconnect_delay_set(min_delay=max(1, round(cfg.reconnect_min_s)),
                               max_delay=max(1, round(cfg.reconnect_max_s)))
         c.on_connect = self._on_connect

@@ -84,7 +84,7 @@ def test_vitalstream_service_env_and_command(services: dict[str, Any]) -> None:
     assert "vitalstream-data:/var/lib/vitalstream" in svc["volumes"]
     assert load(ROOT / "deploy/site.yaml", env={}).pipeline.state_dir.startswith("/var/lib/vitalstream/")
     assert {k: _default(v) for k, v in svc["environment"].items()} == {
-        "VITALSTREAM_MQTT_URL": "mqtt://mosquitto:1883",
+        "VITALSTREAM_MQTT_URL": "mqtt://vitalstream:vitalstream-dev-mqtt@mosquitto:1883",
         "VITALSTREAM_REDIS_URL": "redis://redis:6379/0",
         "VITALSTREAM_INFLUX_URL": "http://influxdb:8086",
         "VITALSTREAM_INFLUX_TOKEN": "vitalstream-dev-token",
@@ -111,14 +111,54 @@ def test_prometheus_scrapes_the_metrics_port_of_site_yaml() -> None:
     assert (job["metrics_path"], job["static_configs"][0]["targets"]) == ("/metrics", [f"vitalstream:{port}"])
 
 
-def test_mosquitto_conf_listens_on_1883_with_persistence() -> None:
-    directives = {}
+def _mosquitto_directives() -> dict[str, str]:
+    directives: dict[str, str] = {}
     for line in (ROOT / "deploy/mosquitto.conf").read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             key, _, value = line.strip().partition(" ")
             directives.setdefault(key, value)
+    return directives
+
+
+def test_mosquitto_conf_listens_on_1883_with_persistence() -> None:
+    directives = _mosquitto_directives()
     assert (directives["listener"], directives["persistence"], directives["persistence_location"]) == (
         "1883", "true", "/mosquitto/data/")
+
+
+def test_mosquitto_requires_login_and_mounts_its_password_and_acl_files(services: dict[str, Any]) -> None:
+    directives = _mosquitto_directives()
+    assert directives["allow_anonymous"] == "false"
+    mounts = dict(v.rsplit(":", 1)[0].split(":") for v in services["mosquitto"]["volumes"]
+                  if v.startswith("./"))
+    # each file the config names in the container is a mounted file of the repository
+    assert mounts["./deploy/mosquitto.passwd"] == directives["password_file"]
+    assert mounts["./deploy/mosquitto.acl"] == directives["acl_file"]
+
+
+def _passwd_matches(line: str, password: str) -> bool:
+    """mosquitto 2's ``$7$`` hash: PBKDF2-HMAC-SHA512, ``$7$<iterations>$<b64 salt>$<b64 hash>``."""
+    import base64
+    import hashlib
+
+    _, seven, iterations, salt, digest = line.split(":", 1)[1].split("$")
+    assert seven == "7", line
+    return hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(salt),
+                               int(iterations)) == base64.b64decode(digest)
+
+
+def test_pipeline_mqtt_credentials_are_in_the_dev_password_file(services: dict[str, Any]) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    url = urlsplit(_default(services["vitalstream"]["environment"]["VITALSTREAM_MQTT_URL"]))
+    entries = {line.split(":", 1)[0]: line for line in
+               (ROOT / "deploy/mosquitto.passwd").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert _passwd_matches(entries[unquote(url.username)], unquote(url.password))
+    assert not _passwd_matches(entries[unquote(url.username)], "wrong")
+    # the ACL grants that user the read of every device topic
+    acl = (ROOT / "deploy/mosquitto.acl").read_text()
+    assert f"user {url.username}\ntopic read vitalstream/#" in acl
 
 
 def test_dashboard_uses_only_provisioned_datasources() -> None:

@@ -264,9 +264,13 @@ class Mosquitto(Service):
     """mosquitto with persistence in its directory: persistent sessions survive ``restart()``.
 
     ``users`` creates a password file (``mosquitto_passwd``) and, unless told
-    otherwise, turns anonymous access off. ``extra_config`` is appended verbatim
-    (e.g. ``max_queued_messages 100000``: the default of 1000 drops QoS 1
-    messages queued for an offline persistent session beyond that).
+    otherwise, turns anonymous access off. ``acl`` is the text of an ACL file
+    (``user``/``topic``/``pattern`` lines), written beside the config and named
+    by ``acl_file``. ``tls`` = ``(cafile, certfile, keyfile)`` adds a second,
+    TLS-only listener on ``tls_port`` (``tls_url``: ``mqtts://``); the plain
+    listener stays, for the readiness probe. ``extra_config`` is appended
+    verbatim (e.g. ``max_queued_messages 100000``: the default of 1000 drops
+    QoS 1 messages queued for an offline persistent session beyond that).
     """
 
     name = "mosquitto"
@@ -276,11 +280,25 @@ class Mosquitto(Service):
     scheme = "mqtt"
 
     def __init__(self, workdir: str | Path | None = None, *, users: dict[str, str] | None = None,
-                 allow_anonymous: bool | None = None, extra_config: str = "", **kw: Any) -> None:
+                 allow_anonymous: bool | None = None, acl: str | None = None,
+                 tls: tuple[str | Path, str | Path, str | Path] | None = None,
+                 extra_config: str = "", **kw: Any) -> None:
         super().__init__(workdir, **kw)
         self.users = dict(users or {})
         self.allow_anonymous = (not self.users) if allow_anonymous is None else allow_anonymous
+        self.acl = acl
+        self.tls = tls
+        self.tls_port = 0
         self.extra_config = extra_config
+
+    @property
+    def tls_url(self) -> str:
+        return f"mqtts://{self.host}:{self.tls_port}"
+
+    def _pick_ports(self) -> None:
+        self.port = free_port()
+        if self.tls is not None:
+            self.tls_port = free_port()
 
     def _prepare(self) -> None:
         assert self.dir is not None
@@ -304,6 +322,16 @@ class Mosquitto(Service):
                 subprocess.run([self.passwd_path, "-b", str(pw), user, password], check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             lines.append(f"password_file {pw}")
+        if self.acl is not None:
+            (self.dir / "acl").write_text(self.acl)
+            lines.append(f"acl_file {self.dir / 'acl'}")
+        if self.tls is not None:
+            if not self.tls_port:
+                self.tls_port = free_port()
+            ca, cert, key = self.tls
+            # Last: cafile/certfile/keyfile belong to the listener line before them.
+            lines += [f"listener {self.tls_port} {self.host}", f"cafile {ca}",
+                      f"certfile {cert}", f"keyfile {key}"]
         (self.dir / "mosquitto.conf").write_text("\n".join(lines) + "\n" + self.extra_config + "\n")
 
     def _command(self) -> list[str]:
