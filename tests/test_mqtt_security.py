@@ -236,12 +236,19 @@ def test_a_device_added_with_mosquitto_passwd_and_sighup_can_publish(broker, cli
     assert sub.c.is_connected()  # the reload kept the pipeline's connection
 
 
-def test_the_shipped_dev_password_file_logs_in_the_compose_users(tmp_path, clients) -> None:
-    conf = (f"password_file {ROOT / 'deploy/mosquitto.passwd'}\n"
-            f"acl_file {ROOT / 'deploy/mosquitto.acl'}\n")
+def test_the_shipped_dev_password_file_logs_in_the_compose_users_and_takes_a_device(
+        tmp_path, clients) -> None:
+    # The README's "add a device" on the shipped file. mosquitto_passwd 2.0.11 rewrites a
+    # file with a comment line into that line plus the new user: the file must hold none.
+    passwd = tmp_path / "mosquitto.passwd"
+    passwd.write_bytes((ROOT / "deploy/mosquitto.passwd").read_bytes())
+    subprocess.run([Mosquitto.passwd_path, "-b", str(passwd), "dev-7", "dev-7-secret"],
+                   check=True, capture_output=True)
+    conf = f"password_file {passwd}\nacl_file {ROOT / 'deploy/mosquitto.acl'}\n"
     for b in _start(Mosquitto(tmp_path / "mq", allow_anonymous=False, extra_config=conf)):
         for user, password, rc in (("vitalstream", "vitalstream-dev-mqtt", 0),
                                    ("simulator", "simulator-dev-mqtt", 0),
+                                   ("dev-7", "dev-7-secret", 0),
                                    ("vitalstream", "simulator-dev-mqtt", NOT_AUTHORIZED)):
             c = Client(user, password)
             clients.append(c)
