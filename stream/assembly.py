@@ -22,6 +22,7 @@ from vitalstream.operators.normalise import Normaliser, PatientResolver, patient
 from vitalstream.operators.news2 import News2
 from vitalstream.operators.news2_alerts import News2Rule
 from vitalstream.operators.patient import PatientFlow
+from vitalstream.operators.ratelimit import RateLimit
 from vitalstream.operators.personal import PersonalRule
 from vitalstream.operators.rules import RuleSet
 from vitalstream.operators.shard import PatientHost
@@ -165,7 +166,19 @@ def _backfills(settings: Settings) -> bool:
 
 def normaliser(settings: Settings) -> Normaliser:
     p = settings.pipeline
-    return Normaliser(ns(p.max_clock_skew_s), ns(p.backfill_after_s), ns(p.backfill_max_s))
+    return Normaliser(ns(p.max_clock_skew_s), ns(p.backfill_after_s), ns(p.backfill_max_s),
+                      ns(p.future_limit_s), ns(p.past_limit_s))
+
+
+def rate_limit(settings: Settings) -> RateLimit | None:
+    """The per-device rate limit of stage A, or None: off by ``device_rate_per_s: null``,
+    and whenever device times are trusted (``max_clock_skew_s: null``): recorded or
+    time-compressed data (``simulate --time-scale``, replays) legitimately arrive faster
+    than their devices measured."""
+    p = settings.pipeline
+    if p.device_rate_per_s is None or p.max_clock_skew_s is None:
+        return None
+    return RateLimit(p.device_rate_per_s, p.device_burst)
 
 
 def resolver(settings: Settings) -> PatientResolver:
@@ -192,7 +205,8 @@ def resolver(settings: Settings) -> PatientResolver:
 def ingest(settings: Settings, *, patient_of: PatientResolver | None = None,
            shared_dedup=None, **kwargs) -> Ingest:
     """Stage A: decode, normalise, resolve identity, dedup (``shared_dedup``: one logic
-    shared by several workers, else a private one)."""
+    shared by several workers, else a private one); the per-device rate limit."""
+    kwargs.setdefault("rate_limit", rate_limit(settings))
     return Ingest(normaliser(settings), shared_dedup if shared_dedup is not None else dedup(settings),
                   patient_of if patient_of is not None else resolver(settings), **kwargs)
 

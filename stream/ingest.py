@@ -18,6 +18,7 @@ from vitalstream.ids import check_identifier
 from vitalstream.model import Alert, DeadLetter, Heard, Message, RawReading, Reading
 from vitalstream.operators.dedup import Dedup
 from vitalstream.operators.normalise import Normaliser, PatientResolver, patient_from_payload
+from vitalstream.operators.ratelimit import RateLimit
 
 
 @dataclass(slots=True)
@@ -48,13 +49,15 @@ class IngestStats:
     duplicates: int = 0
     dead_letters: int = 0
     quarantined: int = 0
+    rate_limited: int = 0  # readings refused by the per-device rate limit (not messages)
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
 class Ingest:
     def __init__(self, normaliser: Normaliser = Normaliser(), dedup: Dedup = Dedup(),
                  patient_of: PatientResolver = patient_from_payload,
-                 codecs: dict[str, Callable] | None = None) -> None:
+                 codecs: dict[str, Callable] | None = None,
+                 rate_limit: RateLimit | None = None) -> None:
         self.normaliser = normaliser
         # a Dedup config, or an already built (possibly shared) logic
         self.dedup = dedup.build() if isinstance(dedup, Dedup) else dedup
@@ -62,6 +65,8 @@ class Ingest:
         self.codecs = default_codecs() if codecs is None else codecs
         self.stats = IngestStats()
         self._valid_ids: set[str] = set()
+        # per Ingest, so per worker: with -w N one device's messages spread over N limiters
+        self.limiter = rate_limit.limiter() if rate_limit is not None else None
 
     def _dead(self, err: VitalstreamError, msg: Message, out: list[Outcome]) -> None:
         st = self.stats
@@ -110,6 +115,8 @@ class Ingest:
         A replay calls this directly with items it decoded itself, so its readings meet
         the same checks as live ones."""
         heard: set[tuple[str, str]] | None = None
+        limiter = self.limiter
+        limited: dict[str, int] | None = None  # device -> readings refused in this message
         for item in decoded:
             if isinstance(item, VitalstreamError):
                 self._dead(item, msg, out)
@@ -117,6 +124,12 @@ class Ingest:
             try:
                 if item.device != device:  # a BLE MAC or a payload-named device
                     self._check_id("device", item.device)
+                # before normalising: a flood of bad readings costs its device tokens too
+                if limiter is not None and not limiter.admit(item.device, msg.recv_ns):
+                    if limited is None:
+                        limited = {}
+                    limited[item.device] = limited.get(item.device, 0) + 1
+                    continue
                 reading = self.normaliser.normalise(item, msg.recv_ns, self.patient_of)
                 if reading is not None:
                     self._check_id("patient", reading.patient, reading.device)
@@ -138,6 +151,20 @@ class Ingest:
                 heard.add((item.gateway, reading.patient))
         if heard:
             out.extend(Heard(g, p, msg.recv_ns) for g, p in sorted(heard))
+        if limited:
+            self._rate_limited(limited, len(decoded), device, msg, out)
+
+    def _rate_limited(self, limited: dict[str, int], n: int, device: str, msg: Message,
+                      out: list[Outcome]) -> None:
+        # one dead letter per message (its payload holds every reading), however many refused
+        refused = sum(limited.values())
+        self.stats.rate_limited += refused
+        cfg = self.limiter.cfg
+        who = ", ".join(f"{d} {k}" for d, k in sorted(limited.items()))
+        self._dead(VitalstreamError(
+            "ingest", next(iter(limited)) if len(limited) == 1 else device, "rate_limited",
+            f"{refused} of {n} readings over the per-device limit ({cfg.rate_per_s:g}/s, "
+            f"burst {cfg.burst}): {who}"), msg, out)
 
     def process_batch(self, msgs: list[Message]) -> list[Outcome]:
         out: list[Outcome] = []

@@ -37,11 +37,22 @@ class PipelineConfig:
     # Back-fill: a reading measured longer than this before it arrived (a phone uploading
     # yesterday) keeps its time, is flagged HISTORICAL and never pages as if live; its
     # windows close, and one summary message goes out, once none arrived for
-    # backfill_idle_s. Null: old readings are clock-corrected like any skew. Readings
-    # older than backfill_max_s are a clock fault (RTC reset) and corrected.
+    # backfill_idle_s. Null: old readings are clock-corrected like any skew.
     backfill_after_s: float | None = 3600.0
     backfill_idle_s: float = 120.0
     backfill_max_s: float = 7 * 86_400.0
+    # The extremes of device time are dead letters, never corrected to "now": further ahead
+    # of the receive time than future_limit_s (time_in_future), or behind it than
+    # past_limit_s (time_too_old: an RTC reset, a stale queue). Null: corrected as any skew.
+    # Both at least max_clock_skew_s; past_limit_s at least backfill_max_s.
+    future_limit_s: float | None = 86_400.0
+    past_limit_s: float | None = 7 * 86_400.0
+    # Per-device token bucket in stage A, on receive time: a device may send device_burst
+    # readings at once and device_rate_per_s on average; the excess is dead-lettered
+    # (rate_limited). Null: off; also off when max_clock_skew_s is null (recorded or
+    # time-compressed data, whose devices legitimately send faster than real time).
+    device_rate_per_s: float | None = 50.0
+    device_burst: int = 500
     # The broker connection lost this long raises one pipeline alarm (broker_lost), which
     # stands for every patient's stale-data alarm until it is back. Null: no such alarm.
     broker_lost_after_s: float | None = 30.0
@@ -154,6 +165,9 @@ _ALLOWED: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
     ("pipeline", "window_size_s"): (lambda v: v > 0, "greater than 0"),
     ("pipeline", "snapshot_interval_s"): (lambda v: v > 0, "greater than 0"),
     ("pipeline", "backfill_idle_s"): (lambda v: v > 0, "greater than 0"),
+    ("pipeline", "device_rate_per_s"): (lambda v: v is None or 0 < v <= 1e9,
+                                        "greater than 0 (at most 1e9)"),
+    ("pipeline", "device_burst"): (lambda v: v >= 1, "at least 1"),
     ("pipeline", "metrics_port"): (lambda v: v is None or 0 <= v <= 65535, "a port 0-65535"),
     ("console", "port"): (lambda v: 0 <= v <= 65535, "a port 0-65535"),
     ("console", "series"): (lambda v: v in ("auto", "victoria-metrics", "influxql"),
@@ -169,6 +183,7 @@ _ALLOWED: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
 }
 for _name in ("allowed_lateness_s", "rule_delay_s", "dedup_horizon_s", "max_clock_skew_s",
               "backfill_after_s", "backfill_max_s", "broker_lost_after_s",
+              "future_limit_s", "past_limit_s",
               "idle_grace_s", "evict_after_s", "baseline_ttl_s"):
     _ALLOWED[("pipeline", _name)] = (lambda v: v is None or v >= 0, "0 or more")
 
@@ -222,7 +237,25 @@ def _validated(s: Settings, origin: Mapping[tuple[str, str], str]) -> Settings:
                                   f"{where}: {value!r} is not allowed (must be {check[1]})")
             changes[f.name] = value
         s = replace(s, **{section: replace(cfg, **changes)})
+    _check_time_limits(s.pipeline, origin)
     return s
+
+
+def _check_time_limits(p: PipelineConfig, origin: Mapping[tuple[str, str], str]) -> None:
+    """Limits that hold between fields: a device-time limit inside the skew, or one that
+    cuts the back-fill horizon short, would silently mean something else."""
+    if p.max_clock_skew_s is None:
+        return  # every device time trusted: no limit applies
+    pairs = [("future_limit_s", "max_clock_skew_s"), ("past_limit_s", "max_clock_skew_s")]
+    if p.backfill_after_s is not None:
+        pairs.append(("past_limit_s", "backfill_max_s"))
+    for name, floor in pairs:
+        value = getattr(p, name)
+        if value is not None and value < getattr(p, floor):
+            where = origin.get(("pipeline", name), f"pipeline.{name}")
+            raise ConfigError("config", None, "bad_value",
+                              f"{where}: {value!r} is below pipeline.{floor} "
+                              f"({getattr(p, floor)!r}); raise it or set it to null")
 
 
 def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None,

@@ -38,7 +38,7 @@ def _raw(event_ns: int) -> RawReading:
     (H, False, Quality.CLOCK_CORRECTED),               # up to the horizon, still corrected
     (H + 1, True, Quality.HISTORICAL),                 # older: back-fill at its own time
     (7 * DAY, True, Quality.HISTORICAL),
-    (7 * DAY + 1, False, Quality.CLOCK_CORRECTED),     # a week+: an RTC reset, not a sync
+    # a week+ (an RTC reset, not a sync) is a time_too_old dead letter: tests/test_time_limits.py
     (-(300 * NS + 1), False, Quality.CLOCK_CORRECTED),  # the future is never back-fill
 ])
 def test_normaliser_backfill_horizon_boundaries(age_ns, kept, flag):
