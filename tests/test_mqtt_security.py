@@ -236,6 +236,29 @@ def test_a_device_added_with_mosquitto_passwd_and_sighup_can_publish(broker, cli
     assert sub.c.is_connected()  # the reload kept the pipeline's connection
 
 
+def test_a_device_removed_with_mosquitto_passwd_and_sighup_is_disconnected(broker, clients) -> None:
+    pw = str(broker.dir / "passwd")
+    subprocess.run([Mosquitto.passwd_path, "-b", pw, "dev-8", "dev-8-secret"], check=True,
+                   capture_output=True)
+    os.kill(broker.pid, signal.SIGHUP)
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        dev = Client("dev-8", "dev-8-secret")
+        clients.append(dev)
+        if dev.connect(broker.host, broker.port) == 0:
+            break
+        assert time.monotonic() < deadline, "dev-8 still refused after SIGHUP"
+        time.sleep(0.05)
+    gone = threading.Event()
+    dev.c.on_disconnect = lambda *a: gone.set()
+    subprocess.run([Mosquitto.passwd_path, "-D", pw, "dev-8"], check=True, capture_output=True)
+    os.kill(broker.pid, signal.SIGHUP)
+    assert gone.wait(WAIT_S), "the removed device's connection stayed open"
+    again = Client("dev-8", "dev-8-secret")
+    clients.append(again)
+    assert again.connect(broker.host, broker.port) == NOT_AUTHORIZED
+
+
 def test_the_shipped_dev_password_file_logs_in_the_compose_users_and_takes_a_device(
         tmp_path, clients) -> None:
     # The README's "add a device" on the shipped file. mosquitto_passwd 2.0.11 rewrites a
