@@ -138,7 +138,7 @@ ENV = {
 # config-file section -> (Settings attribute, {file key: dataclass field})
 _FILE_KEYS = {
     "mqtt": ("mqtt", {k: k for k in ("url", "topic", "shared_group", "client_id", "qos",
-                                     "session_expiry_s")}),
+                                     "session_expiry_s", "ca_file")}),
     "redis": ("redis", {k: k for k in ("url", "alerts_stream", "deadletter_stream",
                                        "quarantine_stream", "maxlen", "dedup_ttl_s", "buffer_max",
                                        "retry_initial_s", "retry_max_s", "socket_timeout_s")}),
