@@ -166,8 +166,15 @@ def _json_reading(item: object, device: str, patient: str | None) -> RawReading:
     else:
         raise DecodeError("decode", device, "missing_field", "'t' or 't_ns'")
     quality = Quality.OK
-    for flag in item.get("flags") or ():
-        quality |= _FLAG_BITS.get(flag, Quality.OK)
+    flags = item.get("flags")
+    if flags is not None:
+        # a list of strings; unknown names are ignored (a newer sender's flags), other
+        # shapes are the sender's bug (found by benchmarks/fuzz_decoders.py: "flags": 7)
+        if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+            raise DecodeError("decode", device, "bad_value", f"flags={flags!r:.80} is not a "
+                              "list of strings")
+        for flag in flags:
+            quality |= _FLAG_BITS.get(flag, Quality.OK)
     unit = item.get("unit")
     return RawReading(device, patient, signal, value, unit, event_ns, quality, "json")
 

@@ -22,10 +22,10 @@ number literals             finite,      ``bad_number``          ``NaN``/``Infin
                                                                  [-2**63, 2**63)
 ==========================  ===========  ======================  ==========================
 
-The deepest payload any codec defines nests 6 levels (an Open mHealth point's
+The deepest payload any codec defines nests 5 levels (an Open mHealth point's
 ``body.effective_time_frame.time_interval.duration``); 32 leaves room for
 vendor extensions while staying far below Python's recursion limit. 10000
-members allows a SenML pack of about 2000 records, more than fit in 64 KiB of
+members allows a SenML pack of about 2000 four-field records, more than fit in 64 KiB of
 realistic records, yet refuses a 20 KiB ``[0,0,0,...]``. Integers beyond 64
 bits fit no time (``t_ns``) nor any store's integer field.
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +30,7 @@ from vitalstream.connectors.ble.gatt import DECODERS as GATT_DECODERS
 from vitalstream.connectors.codecs import default_codecs
 from vitalstream.connectors.limits import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES
 from vitalstream.errors import VitalstreamError
-from vitalstream.model import DeadLetter, Message, RawReading, Reading
+from vitalstream.model import DeadLetter, Message, Quality, RawReading, Reading
 from vitalstream.stream.assembly import ingest
 from vitalstream.stream.ingest import Ack
 from vitalstream.stream.settings import Settings
@@ -65,7 +66,7 @@ JSON_VALUES = st.recursive(
                            st.dictionaries(st.text(max_size=8) | st.sampled_from(
                                ["signal", "value", "t", "t_ns", "readings", "v", "n", "bn", "bt",
                                 "bver", "s", "device", "uuid", "hex", "b64", "header", "body",
-                                "model_id", "type", "bpm", "tz", "rssi", "x_"]), kids,
+                                "model_id", "type", "bpm", "tz", "rssi", "x_", "flags"]), kids,
                                max_size=6)),
     max_leaves=25)
 
@@ -334,3 +335,39 @@ def test_the_fuzz_alphabet_reaches_every_codec():
         out = _decode(codec, valid_payload(codec, "dev-1", 72, T0)[1], "dev-1" if codec != "ble"
                       else "gw-valid")
         assert [r.value for r in out] == [72.0], (codec, out)
+
+
+# --- findings of benchmarks/fuzz_decoders.py (atheris), kept as regressions ---------------
+
+# 2026-12-04, 90 s campaign: "flags" not a list of strings made decode_json raise TypeError
+# (ingest hid it as decoder_crash). The input as found, less its codec-selector byte:
+FOUND_FLAGS_INT = (b'{"patient": "p-1", "readings": [{"siOOOO": "2026-1126-11-25T10:00:00Z", '
+                   b'"flags": ["motion"]}, {"signal": "spo2", "value": 9, "t_ns": '
+                   b'1795600800000000000, "unit": "%-25T10:00:00Z", "flags":2016000000, '
+                   b'"unit": "%"}]}')
+
+
+def test_found_flags_int_is_a_per_reading_bad_value():
+    out = _decode("json", FOUND_FLAGS_INT, "dev-1")
+    assert [getattr(o, "reason", None) for o in out] == ["missing_field", "bad_value"]
+    assert "flags" in out[1].detail
+
+
+@pytest.mark.parametrize("flags", [7, 0, "motion", {"motion": True}, ["motion", {}],
+                                   ["motion", ["x"]], [None], True])
+def test_flags_must_be_a_list_of_strings(flags):
+    doc = {"readings": [{"signal": "heart_rate", "value": 70, "t_ns": T0, "flags": flags},
+                        {"signal": "heart_rate", "value": 71, "t_ns": T0 + NS,
+                         "flags": ["motion", "a-newer-flag"]}]}
+    out = _decode("json", dumps(doc), "dev-1")
+    assert out[0].reason == "bad_value"
+    assert isinstance(out[1], RawReading) and out[1].quality == Quality.MOTION_ARTEFACT
+
+
+def test_found_flags_int_in_a_batch_is_dead_lettered_not_a_crash():
+    topic, good = valid_payload("json", "valid-0", 72, T0)
+    out = ingest(Settings()).process_batch([Message("vitalstream/h-1/json", FOUND_FLAGS_INT, RECV),
+                                            Message(topic, good, RECV)])
+    assert sorted(o.reason for o in out if isinstance(o, DeadLetter)) == ["bad_value",
+                                                                         "missing_field"]
+    assert [(r.device, r.value) for r in out if isinstance(r, Reading)] == [("valid-0", 72.0)]
