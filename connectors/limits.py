@@ -73,11 +73,19 @@ BAD_JSON = "bad_json"
 
 # Longest decimal literal of a 64-bit integer: "-9223372036854775808" is 20 characters.
 _INT_DIGITS = len(str(INT_MIN))
-_ESCAPE = re.compile(r"\\.", re.S)  # an escape pair, removed before strings are found
-_STRING = re.compile(r'"[^"]*"')  # with escapes gone a string has no quote inside
-_WS = re.compile(r"[ \t\n\r]+")  # the four whitespace characters of RFC 8259
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_ESCAPE = re.compile(rb"\\.", re.S)  # an escape pair, removed before strings are found
+_NOT_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_NOT_BRACKET_OR_QUOTE = bytes(sorted(set(range(256)) - set(b'"[]{}')))
+_STEP = [0] * 256
+for _c in b"[{":
+    _STEP[_c] = 1
+for _c in b"]}":
+    _STEP[_c] = -1
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789E", b"000000000e")
+# An integer leaves int64 only with 19 digits or more; a float overflows only with a 3-digit
+# exponent ("e+000" once "+" is deleted) or 309 digits. Payloads with neither parse their
+# numbers in json's C fast path; the Python hooks run only when one may be out of range.
+_INT_RISK, _FLOAT_RISKS = b"0" * 19, (b"e000", b"0" * 20)
 
 
 class _NumberRefused(ValueError):
@@ -101,8 +109,8 @@ def _utf8_len(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def json_shape(text: str) -> tuple[int, int]:
-    """(deepest nesting, array elements + object members) of JSON ``text``, without recursion.
+def json_shape(raw: bytes | str) -> tuple[int, int]:
+    """(deepest nesting, array elements + object members) of JSON ``raw``, without recursion.
 
     Exact for valid JSON; for broken JSON an over-estimate of what a parser
     would reach before failing (an unclosed ``[[[`` counts its depth).
@@ -110,26 +118,47 @@ def json_shape(text: str) -> tuple[int, int]:
     >>> json_shape('{"a": [1, "[x]", {}], "b": []}')
     (3, 5)
     """
-    openers = text.count("[") + text.count("{")
-    if openers == 0:
-        return 0, 0
-    # Strings may hold brackets and commas: drop escapes, then replace each string by a
-    # one-character scalar so "[\"\"]" stays a one-element array. Whatever follows an
-    # unterminated string is string text for the parser, never structure.
-    skeleton = _STRING.sub("0", _ESCAPE.sub("", text)) if '"' in text else text
-    cut = skeleton.find('"')
-    if cut >= 0:
-        skeleton = skeleton[:cut]
-    skeleton = _WS.sub("", skeleton)
-    openers = skeleton.count("[") + skeleton.count("{")
-    # Each non-empty container has (commas + 1) members; after whitespace is gone an empty
-    # one is exactly "[]" or "{}".
-    members = skeleton.count(",") + openers - skeleton.count("[]") - skeleton.count("{}")
-    return _depth(skeleton), members
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    return _depth(_brackets(raw)), _members(_skeleton(raw))
 
 
-def _depth(skeleton: str) -> int:
-    brackets = _NOT_BRACKET.sub("", skeleton)
+def _unescaped(raw: bytes) -> bytes:
+    # an escape pair never ends a string: without them every quote opens or closes one
+    return _ESCAPE.sub(b"", raw) if b"\\" in raw else raw
+
+
+def _brackets(raw: bytes) -> bytes:
+    """The brackets of ``raw`` that are structure (outside strings), in order."""
+    reduced = _unescaped(raw).translate(None, _NOT_BRACKET_OR_QUOTE)
+    # Two adjacent quotes enclose no bracket: dropping them keeps the parity of the quotes
+    # before every bracket, so which brackets are inside strings does not change. Most
+    # strings hold no bracket, so this leaves no quote at all, in one C pass.
+    reduced = reduced.replace(b'""', b"")
+    if b'"' in reduced:
+        reduced = b"".join(reduced.split(b'"')[::2])
+    return reduced
+
+
+def _skeleton(raw: bytes) -> bytes:
+    """``raw`` with every string replaced by ``0`` and no whitespace: the structure only."""
+    if b'"' in raw:
+        # Strings may hold brackets and commas: with escape pairs gone the pieces between
+        # quotes alternate structure / string. Whatever follows an unterminated string is
+        # string text for the parser, never structure.
+        raw = b"0".join(_unescaped(raw).split(b'"')[::2])
+    return b"".join(raw.split())
+
+
+def _members(skeleton: bytes) -> int:
+    # Each non-empty container has (commas + 1) members; with strings and whitespace gone
+    # an empty one is exactly "[]" or "{}".
+    openers = skeleton.count(b"[") + skeleton.count(b"{")
+    return skeleton.count(b",") + openers - skeleton.count(b"[]") - skeleton.count(b"{}")
+
+
+def _depth(structure: bytes) -> int:
+    brackets = structure.translate(None, _NOT_BRACKET)
     return max(0, max(accumulate(_STEP[c] for c in brackets), default=0))
 
 
@@ -161,28 +190,45 @@ def load_json(payload: bytes | str, *, step: str, device: str | None) -> object:
     ``too_deep``, ``too_many_fields``, ``bad_number``.
     """
     check_payload_size(payload, step=step, device=device)
-    if isinstance(payload, (bytes, bytearray)):
-        try:  # what json.loads does with bytes (RFC 8259 8.1 and the BOM-less UTF-16/32)
-            text = bytes(payload).decode(json.detect_encoding(payload), "surrogatepass")
-        except UnicodeDecodeError as exc:
-            raise DecodeError(step, device, BAD_JSON, str(exc)[:200]) from None
-    else:
-        text = payload
+    raw = _utf8(payload, step, device)
     # Cheap upper bounds first (C-speed counts): most payloads need no measuring.
-    openers = text.count("[") + text.count("{")
-    depth, members = (json_shape(text) if openers > MAX_JSON_DEPTH
-                      or openers + text.count(",") > MAX_JSON_MEMBERS else (0, 0))
-    if depth > MAX_JSON_DEPTH:
-        raise DecodeError(step, device, TOO_DEEP,
-                          f"nesting depth {depth}, more than MAX_JSON_DEPTH={MAX_JSON_DEPTH}")
-    if members > MAX_JSON_MEMBERS:
-        raise DecodeError(step, device, TOO_MANY_FIELDS,
-                          f"{members} elements and members, more than "
-                          f"MAX_JSON_MEMBERS={MAX_JSON_MEMBERS}")
+    openers = raw.count(b"[") + raw.count(b"{")
+    if openers > MAX_JSON_DEPTH:
+        depth = _depth(_brackets(raw))
+        if depth > MAX_JSON_DEPTH:
+            raise DecodeError(step, device, TOO_DEEP,
+                              f"nesting depth {depth}, more than MAX_JSON_DEPTH={MAX_JSON_DEPTH}")
+    if openers + raw.count(b",") > MAX_JSON_MEMBERS:
+        members = _members(_skeleton(raw))
+        if members > MAX_JSON_MEMBERS:
+            raise DecodeError(step, device, TOO_MANY_FIELDS,
+                              f"{members} elements and members, more than "
+                              f"MAX_JSON_MEMBERS={MAX_JSON_MEMBERS}")
+    digits = raw.translate(_DIGITS_AS_ZERO, b"+")
+    hooks = {}
+    if _INT_RISK in digits:
+        hooks["parse_int"] = _parse_int
+        if any(r in digits for r in _FLOAT_RISKS):
+            hooks["parse_float"] = _parse_float
+    elif _FLOAT_RISKS[0] in digits:
+        hooks["parse_float"] = _parse_float
     try:
-        return json.loads(text, parse_constant=_parse_constant, parse_float=_parse_float,
-                          parse_int=_parse_int)
+        return json.loads(payload, parse_constant=_parse_constant, **hooks)
     except _NumberRefused as exc:
         raise DecodeError(step, device, BAD_NUMBER, str(exc)) from None
-    except ValueError as exc:  # JSONDecodeError is a ValueError
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise DecodeError(step, device, BAD_JSON, str(exc)[:200]) from None
+
+
+def _utf8(payload: bytes | str, step: str, device: str | None) -> bytes:
+    """The payload as UTF-8 bytes for the scans (json.loads reads UTF-16/32 too, RFC 8259 8.1)."""
+    if isinstance(payload, str):
+        return payload.encode("utf-8", "surrogatepass")
+    raw = bytes(payload)
+    encoding = json.detect_encoding(raw)
+    if encoding in ("utf-8", "utf-8-sig"):
+        return raw  # not validated here: json.loads decodes it
+    try:
+        return raw.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
+    except UnicodeDecodeError as exc:
         raise DecodeError(step, device, BAD_JSON, str(exc)[:200]) from None

@@ -218,8 +218,9 @@ def test_empty_containers_and_strings_count_as_members():
 # --- numbers ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("codec", sorted(DECODERS))
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400",
-                                     str(2**63), str(-(2**63) - 1), "1" * 5000])
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400", "1E+400",
+                                     "2e0400", "9" * 400 + ".5", str(2**63), str(-(2**63) - 1),
+                                     "1" * 5000])
 def test_non_json_and_unrepresentable_numbers_are_bad_number(codec, literal):
     # in an extension field the decoder would never read: the payload itself is refused
     payload = _b(EXT[codec](0)).replace(b'"ext": 0', b'"ext": ' + literal.encode())
@@ -235,11 +236,17 @@ def test_nan_as_a_reading_value_refuses_the_payload():
     assert "NaN" in info.value.detail
 
 
-@pytest.mark.parametrize("t_ns", [2**63 - 1, -(2**63)])
+@pytest.mark.parametrize("t_ns", [2**63 - 1, -(2**63), 10**18])
 def test_the_64_bit_extremes_are_numbers(t_ns):
     doc = json_doc()
     doc["readings"][0]["t_ns"] = t_ns
     assert [r.event_ns for r in decode_json(_b(doc), "dev-1", RECV)] == [t_ns]
+
+
+@pytest.mark.parametrize("value", [1e308, -1.7976931348623157e308, 5e-324, 1e-400, 123.456e-7])
+def test_finite_floats_near_the_edges_are_numbers(value):
+    payload = _b(json_doc()).replace(b'"value": 72', b'"value": ' + repr(value).encode())
+    assert _values("json", payload) == [float(repr(value))]
 
 
 def test_the_string_nan_stays_a_per_reading_bad_value():
