@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vitalstream.connectors.ble_codec import decode_ble, decode_omh_topic
 from vitalstream.connectors.codecs import decode_json, decode_senml
@@ -17,6 +19,7 @@ from vitalstream.connectors.limits import (
     MAX_JSON_DEPTH,
     MAX_JSON_MEMBERS,
     MAX_PAYLOAD_BYTES,
+    json_shape,
     load_json,
 )
 from vitalstream.errors import DecodeError
@@ -282,3 +285,22 @@ def test_a_batch_mixing_hostile_and_valid_messages_keeps_every_valid_reading():
     assert [d.reason for d in dead] == ["payload_too_large", "too_deep", "too_many_fields",
                                         "bad_number", "bad_json"]
     assert [d.payload for d in dead] == [hostile[d.reason].payload for d in dead]
+
+
+# --- the text scan agrees with the parsed document ----------------------------------------
+
+_KEYS = st.text(alphabet=st.sampled_from('ab"\\[]{},: \n\u00e9\u2028'), max_size=5)
+_DOCS = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False,
+                                                                        allow_infinity=False)
+    | _KEYS,
+    lambda kids: st.lists(kids, max_size=5) | st.dictionaries(_KEYS, kids, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(doc=_DOCS, indent=st.sampled_from([None, 0, 2]), ascii_only=st.booleans())
+def test_json_shape_matches_the_parsed_document(doc, indent, ascii_only):
+    # strings full of quotes, backslashes and brackets, with and without whitespace
+    raw = json.dumps(doc, indent=indent, ensure_ascii=ascii_only).encode()
+    assert json_shape(raw) == (depth(doc), members(doc))
