@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Union
 
 from vitalstream.connectors.codecs import default_codecs, parse_topic
-from vitalstream.connectors.limits import check_payload_size
+from vitalstream.connectors.limits import MAX_PAYLOAD_BYTES, check_payload_size
 from vitalstream.errors import VitalstreamError
 from vitalstream.ids import check_identifier
 from vitalstream.model import Alert, DeadLetter, Heard, Message, RawReading, Reading
@@ -72,7 +72,13 @@ class Ingest:
         st = self.stats
         st.dead_letters += 1
         st.by_reason[err.reason] = st.by_reason.get(err.reason, 0) + 1
-        out.append(DeadLetter(err.step, err.reason, err.detail, msg.topic, msg.payload,
+        payload, detail = msg.payload, err.detail
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            # a flood of megabyte messages must not be kept whole in Redis: the head is
+            # enough to see what a device sent
+            detail = f"{detail} (payload cut to {MAX_PAYLOAD_BYTES} of {len(payload)} bytes)"
+            payload = payload[:MAX_PAYLOAD_BYTES]
+        out.append(DeadLetter(err.step, err.reason, detail, msg.topic, payload,
                               err.device, msg.recv_ns))
 
     def _check_id(self, kind: str, value: str, device: str | None = None) -> None:

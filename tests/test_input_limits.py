@@ -284,7 +284,11 @@ def test_a_batch_mixing_hostile_and_valid_messages_keeps_every_valid_reading():
     dead = [d for d in out if isinstance(d, DeadLetter)]
     assert [d.reason for d in dead] == ["payload_too_large", "too_deep", "too_many_fields",
                                         "bad_number", "bad_json"]
-    assert [d.payload for d in dead] == [hostile[d.reason].payload for d in dead]
+    # each dead letter keeps what was sent, cut to the payload limit (a flood of megabyte
+    # messages must not be stored whole): the 1 MiB one keeps its first 64 KiB and says so
+    assert [d.payload for d in dead] == [hostile[d.reason].payload[:MAX_PAYLOAD_BYTES] for d in dead]
+    big = next(d for d in dead if d.reason == "payload_too_large")
+    assert len(big.payload) == MAX_PAYLOAD_BYTES and f"of {1 << 20} bytes" in big.detail
 
 
 # --- the text scan agrees with the parsed document ----------------------------------------
