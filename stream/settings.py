@@ -50,9 +50,11 @@ class PipelineConfig:
     # Per-device token bucket in stage A, on receive time: a device may send device_burst
     # readings at once and device_rate_per_s on average; the excess is dead-lettered
     # (rate_limited). Null: off; also off when max_clock_skew_s is null (recorded or
-    # time-compressed data, whose devices legitimately send faster than real time).
+    # time-compressed data, whose devices legitimately send faster than real time). The
+    # burst holds a phone's upload of yesterday (a day of 1/min data of six signals, 8640
+    # readings): back-fill is a normal thing for a device to do, a flood is not.
     device_rate_per_s: float | None = 50.0
-    device_burst: int = 500
+    device_burst: int = 10_000
     # The broker connection lost this long raises one pipeline alarm (broker_lost), which
     # stands for every patient's stale-data alarm until it is back. Null: no such alarm.
     broker_lost_after_s: float | None = 30.0

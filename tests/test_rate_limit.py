@@ -57,7 +57,7 @@ def _limited(out: list) -> list[DeadLetter]:
 
 
 def test_a_device_at_ten_times_its_rate_gets_exactly_its_allowance():
-    # 50/s, burst 500 (the defaults). "flood" sends 500 messages/s for 10 s (one reading
+    # 50/s, burst 500. "flood" sends 500 messages/s for 10 s (one reading
     # each, every 2 ms: t = 0 .. 9.998 s); "calm" sends 50/s, exactly its rate.
     # By hand: flood has 500 tokens at t=0 and gets one back every 20 ms; by its last
     # message at 9.998 s that is 499 more (at 20 ms, 40 ms, ..., 9.98 s): 999 pass.
@@ -224,7 +224,7 @@ def test_the_operator_refuses_what_the_limiter_refuses():
 # -- settings, assembly, metric --
 
 def test_settings_build_the_limit_and_null_or_trusted_times_switch_it_off():
-    assert assembly.rate_limit(load(env={})) == RateLimit(50.0, 500)
+    assert assembly.rate_limit(load(env={})) == RateLimit(50.0, 10_000)  # burst: a day of back-fill
     off = {("pipeline", "device_rate_per_s"): "null"}
     assert assembly.rate_limit(load(env={}, overrides=off)) is None
     trusted = {("pipeline", "max_clock_skew_s"): "null"}
