@@ -35,7 +35,8 @@ def _items(text: str) -> Iterator[tuple[str, object | None, str | None]]:
     """(raw text, parsed JSON or None, parse error) for each data point of a file."""
     try:
         doc = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # a whole file may exceed a message's limits,
+        # so not connectors.limits' loader; absurd nesting is a dead letter, not a crash
         lines = [ln for ln in text.splitlines() if ln.strip()]
         # JSON lines: every line is an object of its own; a pretty-printed document
         # that fails to parse is one dead letter, not one per line.
@@ -43,7 +44,7 @@ def _items(text: str) -> Iterator[tuple[str, object | None, str | None]]:
             for ln in lines:
                 try:
                     yield ln, json.loads(ln, parse_constant=_reject_constant), None
-                except ValueError as line_exc:
+                except (ValueError, RecursionError) as line_exc:
                     yield ln, None, str(line_exc)
         else:
             yield text, None, str(exc)

@@ -92,6 +92,7 @@ from operator import attrgetter
 from vitalstream.connectors.codecs import decode_json, decode_senml
 from vitalstream.connectors.omh import ActivityEpisode, decode_omh_records
 from vitalstream.connectors.omh_schemas import default_schemas
+from vitalstream.connectors.limits import load_json
 from vitalstream.errors import VitalstreamError
 from vitalstream.model import Quality, RawReading
 from vitalstream.timeutil import parse_iso8601_ns
@@ -219,12 +220,12 @@ def _add(decoded: list, line: int, out: ReplayInput) -> None:
 
 
 def _load(text: str, line: int, out: ReplayInput) -> object:
+    # the decoders' guarded loader: the same limits (size, depth, members, numbers) and
+    # reasons for a replayed line as for a live message, and no recursion on deep nesting
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        out.add_bad(line, "bad_json", str(exc))
-    except RecursionError:
-        out.add_bad(line, "bad_json", _TOO_DEEP)
+        return load_json(text, step="replay", device=None)
+    except VitalstreamError as exc:
+        out.add_bad(line, exc.reason, exc.detail)
     return _BAD
 
 

@@ -62,3 +62,14 @@ def test_import_file_broken_document_is_one_dead_letter_and_missing_file_raises(
     with pytest.raises(DecodeError) as info:
         list(import_file(tmp_path / "absent.json"))
     assert info.value.reason == "unreadable_file"
+
+
+def test_absurdly_nested_file_is_one_dead_letter_not_a_crash(tmp_path):
+    """A file of 200 000 nested arrays (json.loads recurses): one dead letter, no RecursionError."""
+    from vitalstream.connectors.omh_file import import_file
+    from vitalstream.model import DeadLetter
+
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    out = list(import_file(path, device="phone-1"))
+    assert len(out) == 1 and isinstance(out[0], DeadLetter) and out[0].reason
