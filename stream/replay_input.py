@@ -81,7 +81,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import json
 import math
 import sys
 from collections.abc import Iterable, Iterator
