@@ -26,17 +26,43 @@ quarantined readings, and alerts last; drops are counted (``dropped``).
 Memory is not durable: a process that ends during an outage loses what it
 holds unless ``close()`` could still deliver it. ``state()`` and the
 ``in_outage``/``buffered``/``dropped`` properties are for the metrics endpoint.
+
+Durable buffer (issue 14): with ``spool_dir`` each held batch is one file
+``<seq>-<kind>.jsonl`` (one JSON object per line, dead-letter payloads in
+base64), written to a temporary name, fsync'ed and renamed, so a crash leaves a
+whole batch or none. The retry thread delivers the files oldest first and
+deletes one only once its items were written. A new writer over the same
+directory (the process restarted, even after ``kill -9``) starts in the outage
+state with those files as its backlog, so they go out before anything newer.
+The bound is then ``spool_max_bytes`` of files; past it whole files go, oldest
+first, in the drop order above (counted per item). ``outage.json`` keeps the
+outage's start (wall ns) across a restart. With ``announce_outage`` the writer
+adds one pipeline alert when an outage ends, once the backlog is out: rule
+``redis_outage``, patient ``pipeline``, state resolved, value the outage's
+length in seconds, ``alert_id`` from the start, so a writer that restarted
+mid-outage raises the same alert and the add-once marker keeps it single.
+
+>>> a = Alert("id1", "p1", "r", "heart_rate", "warning", "firing", 131.0, 120.0, 5, 1,
+...           covers=("*",))
+>>> _decode(ALERTS, _encode(ALERTS, a)) == a
+True
+>>> d = DeadLetter("decode", "bad_json", "x", "t", b"\\xff{", "d1", 7)
+>>> _decode(DEAD_LETTERS, _encode(DEAD_LETTERS, d)) == d
+True
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Callable, Iterable
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -44,7 +70,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError, TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from vitalstream.model import Alert, DeadLetter
+from vitalstream.model import Alert, AlertState, DeadLetter, alert_id
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +87,10 @@ _TRANSIENT_REPLIES = ("OOM", "MISCONF", "READONLY", "LOADING", "MASTERDOWN", "TR
 ALERTS, DEAD_LETTERS, QUARANTINE = "alerts", "dead_letters", "quarantine"
 _DROP_ORDER = (DEAD_LETTERS, QUARANTINE, ALERTS)  # which backlog gives way first when full
 _BATCH = 500  # items per delivery attempt from the backlog
+OUTAGE_RULE = "redis_outage"
+PIPELINE_KEY = "pipeline"  # the pipeline's own alarms (as operators/liveness.py)
+_ALERT_FIELDS = tuple(f.name for f in fields(Alert))
+_DEAD_FIELDS = tuple(f.name for f in fields(DeadLetter))
 
 
 @dataclass(frozen=True)
@@ -75,6 +105,53 @@ class RedisConfig:
     retry_initial_s: float = 0.5  # first wait before retrying after a failed write
     retry_max_s: float = 10.0  # the wait doubles up to this
     socket_timeout_s: float = 2.0  # a hung server counts as an outage after this
+    spool_dir: str | None = None  # None: held in memory only (lost if the process ends)
+    spool_max_bytes: int = 256 * 2**20  # bound of the spool files (all streams together)
+
+
+def _encode(kind: str, item) -> str:
+    """One spool line. NaN (an alarm without a value) is kept: Python's json reads it back."""
+    if kind == ALERTS:
+        d = {k: getattr(item, k) for k in _ALERT_FIELDS}
+        d["covers"] = list(item.covers)
+    elif kind == DEAD_LETTERS:
+        d = {k: getattr(item, k) for k in _DEAD_FIELDS}
+        d["payload"] = base64.b64encode(item.payload).decode("ascii")
+    else:
+        d = item
+    return json.dumps(d, separators=(",", ":"))
+
+
+def _decode(kind: str, line: str):
+    d = json.loads(line)
+    if kind == ALERTS:
+        d["covers"] = tuple(d["covers"])
+        return Alert(**d)
+    if kind == DEAD_LETTERS:
+        d["payload"] = base64.b64decode(d["payload"])
+        return DeadLetter(**d)
+    return d
+
+
+@dataclass(frozen=True, slots=True)
+class _SpoolFile:
+    path: Path
+    count: int  # items in it
+    nbytes: int
+
+
+def _write_durably(path: Path, body: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # a crash mid-write leaves a .tmp (ignored), never half a batch
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # the rename itself survives a power loss
+    finally:
+        os.close(fd)
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -109,7 +186,8 @@ class OutreachState:
 
 
 class RedisOutreach:
-    def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None) -> None:
+    def __init__(self, cfg: RedisConfig, client: redis.Redis | None = None, *,
+                 announce_outage: bool = False) -> None:
         self.cfg = cfg
         self.r = client or connect(cfg.url, cfg.socket_timeout_s)
         self._add_once = self.r.register_script(_ADD_ONCE)
@@ -127,6 +205,16 @@ class RedisOutreach:
         self._drop_logged = False
         self.outages = 0
         self.failed_attempts = 0
+        # One pipeline alert when an outage ends (one writer of a deployment says it).
+        self.announce_outage = announce_outage
+        self.on_outage_alert: Callable[[Alert], None] | None = None
+        self._announced = False
+        self._outage_start_ns = 0
+        self._spool: Path | None = None
+        self._spool_bytes = 0
+        self._seq = 0
+        if cfg.spool_dir is not None:
+            self._open_spool(Path(cfg.spool_dir))
 
     # -- public writes ----------------------------------------------------------------
     def write_alerts(self, alerts: Iterable[Alert]) -> int:
@@ -207,10 +295,86 @@ class RedisOutreach:
         return 0
 
     def _held(self) -> int:
+        if self._spool is not None:
+            return sum(f.count for q in self._backlog.values() for f in q) + self._in_flight
         return sum(len(q) for q in self._backlog.values()) + self._in_flight
+
+    # -- the durable buffer -----------------------------------------------------------
+    def _open_spool(self, directory: Path) -> None:
+        """Take what an earlier process left as the backlog: delivered first, in order. The
+        directory is made on the first item held (none while Redis answers)."""
+        self._spool = directory
+        left = []
+        for path in directory.glob("*.jsonl"):  # nothing if it does not exist
+            seq, _, kind = path.stem.partition("-")
+            if kind not in self._backlog or not seq.isdigit():
+                continue
+            with open(path, encoding="utf-8") as f:
+                count = sum(1 for line in f if line.strip())
+            left.append((int(seq), kind, _SpoolFile(path, count, path.stat().st_size)))
+        left.sort(key=lambda t: t[0])
+        for seq, kind, f in left:
+            self._backlog[kind].append(f)
+            self._spool_bytes += f.nbytes
+            self._seq = seq + 1
+        if left:
+            marker = directory / "outage.json"
+            try:
+                start_ns = int(json.loads(marker.read_text())["start_ns"])
+            except (OSError, ValueError, KeyError, TypeError):
+                start_ns = min(f.path.stat().st_mtime_ns for _, _, f in left)
+            with self._lock:
+                log.warning("redis outreach spool %s holds %d items of an earlier run: "
+                            "delivering them first", directory, self._held())
+                self._begin_outage(None, start_ns)
+
+    def _hold_spooled(self, kind: str, items: list) -> None:
+        """One durable file per batch (lock held), then the bound."""
+        if items:
+            body = "".join(_encode(kind, x) + "\n" for x in items)
+            path = self._spool / f"{self._seq:012d}-{kind}.jsonl"
+            self._seq += 1
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _write_durably(path, body)
+            except OSError as exc:  # disk full or gone: counted like a full buffer
+                self._dropped[kind] += len(items)
+                log.error("redis outreach spool %s not writable (%s): %d %s dropped",
+                          self._spool, exc, len(items), kind)
+                return
+            size = path.stat().st_size
+            self._backlog[kind].append(_SpoolFile(path, len(items), size))
+            self._spool_bytes += size
+        excess = self._spool_bytes - max(0, self.cfg.spool_max_bytes)
+        if excess <= 0:
+            return
+        for victim in _DROP_ORDER:
+            q = self._backlog[victim]
+            while excess > 0 and q:
+                f = q.popleft()  # the oldest file goes first
+                f.path.unlink(missing_ok=True)
+                self._dropped[victim] += f.count
+                self._spool_bytes -= f.nbytes
+                excess -= f.nbytes
+        if not self._drop_logged:
+            self._drop_logged = True
+            log.error("redis outreach spool full (%d bytes): dropping oldest dead letters, then "
+                      "quarantined readings, then alerts", self.cfg.spool_max_bytes)
+
+    def _outage_alert(self, end_ns: int) -> Alert:
+        start = self._outage_start_ns
+        lasted_s = max(0, end_ns - start) / 1e9
+        return Alert(alert_id(PIPELINE_KEY, OUTAGE_RULE, start), PIPELINE_KEY, OUTAGE_RULE,
+                     "redis", "warning", AlertState.RESOLVED, round(lasted_s, 3), float("nan"),
+                     end_ns, start, 1, "",
+                     f"alert outreach was degraded (Redis unavailable) for {lasted_s:.0f} s; "
+                     "alerts held meanwhile are delivered")
 
     def _hold(self, kind: str, items: list) -> None:
         """Queue behind the backlog (lock held); make room by the drop order."""
+        if self._spool is not None:
+            self._hold_spooled(kind, items)
+            return
         self._backlog[kind].extend(items)
         excess = self._held() - max(0, self.cfg.buffer_max)
         if excess <= 0:
@@ -226,46 +390,96 @@ class RedisOutreach:
             log.error("redis outage buffer full (%d items): dropping oldest dead letters, then "
                       "quarantined readings, then alerts", self.cfg.buffer_max)
 
-    def _begin_outage(self, exc: BaseException) -> None:
+    def _begin_outage(self, exc: BaseException | None, start_ns: int | None = None) -> None:
+        """Lock held. ``exc`` None: a restart found a backlog in the spool (``start_ns``)."""
         self._in_outage = True
         self._drop_logged = False
+        self._announced = False
         self._outage_started = time.monotonic()
+        self._outage_start_ns = time.time_ns() if start_ns is None else start_ns
         self.outages += 1
-        self.failed_attempts += 1
-        log.warning("redis %s unavailable (%s): outreach held in memory (up to %d items), "
-                    "retrying with backoff", self.cfg.url, exc, self.cfg.buffer_max)
+        if exc is not None:
+            self.failed_attempts += 1
+            where = (f"in {self._spool} (up to {self.cfg.spool_max_bytes} bytes)"
+                     if self._spool is not None else f"in memory (up to {self.cfg.buffer_max} items)")
+            log.warning("redis %s unavailable (%s): outreach held %s, retrying with backoff",
+                        self.cfg.url, exc, where)
+        if self._spool is not None and start_ns is None:
+            try:
+                self._spool.mkdir(parents=True, exist_ok=True)
+                _write_durably(self._spool / "outage.json",
+                               json.dumps({"start_ns": self._outage_start_ns}))
+            except OSError as err:
+                log.error("redis outreach spool %s: outage start not recorded (%s)",
+                          self._spool, err)
         if self._retry_thread is None or not self._retry_thread.is_alive():
             self._retry_thread = threading.Thread(target=self._retry_loop, daemon=True,
                                                   name="vitalstream-redis-retry")
             self._retry_thread.start()
 
-    def _take(self) -> tuple[str, list] | None:
+    def _take(self) -> tuple[str, list, _SpoolFile | None] | None:
         """The next batch of the backlog (lock held), or None when it is empty."""
         for kind in (ALERTS, DEAD_LETTERS, QUARANTINE):  # alerts matter most: first
             q = self._backlog[kind]
-            if q:
+            if not q:
+                continue
+            if self._spool is None:
                 batch = [q.popleft() for _ in range(min(_BATCH, len(q)))]
                 self._in_flight = len(batch)
-                return kind, batch
+                return kind, batch, None
+            while q:
+                f = q.popleft()
+                try:
+                    with open(f.path, encoding="utf-8") as fh:
+                        batch = [_decode(kind, line) for line in fh if line.strip()]
+                except FileNotFoundError:  # another writer on this directory delivered it
+                    self._spool_bytes -= f.nbytes
+                    continue
+                self._in_flight = f.count
+                return kind, batch, f
         return None
+
+    def _put_back(self, kind: str, batch: list, f: _SpoolFile | None) -> None:
+        if f is None:
+            self._backlog[kind].extendleft(reversed(batch))  # back in front, in order
+        else:
+            self._backlog[kind].appendleft(f)
+
+    def _end_outage(self) -> None:
+        """Lock held: the backlog is out."""
+        log.warning("redis back after %.1f s: outreach backlog delivered",
+                    time.monotonic() - self._outage_started)
+        self._in_outage = False
+        if self._spool is not None:
+            (self._spool / "outage.json").unlink(missing_ok=True)
 
     def _drain_once(self) -> bool:
         """Deliver the backlog; True once it is empty and the outage is over."""
         while True:
+            announced = None
             with self._lock:
                 nxt = self._take()
                 if nxt is None:
-                    if self._in_outage:
-                        log.warning("redis back after %.1f s: outreach backlog delivered",
-                                    time.monotonic() - self._outage_started)
-                    self._in_outage = False
-                    return True
-            kind, batch = nxt
+                    if self._in_outage and self.announce_outage and not self._announced:
+                        # Last in line, so it says the backlog is out; held like any alert,
+                        # so a failure now keeps it (and the outage) for the next attempt.
+                        self._announced = True
+                        announced = self._outage_alert(time.time_ns())
+                        self._hold(ALERTS, [announced])
+                    else:
+                        if self._in_outage:
+                            self._end_outage()
+                        return True
+            if announced is not None:
+                if self.on_outage_alert is not None:
+                    self.on_outage_alert(announced)
+                continue
+            kind, batch, f = nxt
             try:
                 self._send(kind, batch)  # outside the lock: the flow only queues meanwhile
             except redis.RedisError as exc:
                 with self._lock:
-                    self._backlog[kind].extendleft(reversed(batch))  # back in front, in order
+                    self._put_back(kind, batch, f)
                     self._in_flight = 0
                     self.failed_attempts += 1
                     self._hold(kind, [])  # re-apply the bound (items arrived meanwhile)
@@ -273,6 +487,9 @@ class RedisOutreach:
                     log.error("redis refused outreach items (%s); still retrying", exc)
                 return False
             with self._lock:
+                if f is not None:  # written: only now may the file go
+                    f.path.unlink(missing_ok=True)
+                    self._spool_bytes -= f.nbytes
                 self._in_flight = 0
 
     def _retry_loop(self) -> None:
@@ -309,8 +526,13 @@ class RedisOutreach:
         """Deliver what is held if Redis answers within ``timeout_s``, then close the client."""
         if not self.flush(timeout_s):
             with self._lock:
-                held = {k: len(q) for k, q in self._backlog.items()}
-            log.error("redis still unavailable at close: %s outreach items lost", held)
+                held = {k: (sum(f.count for f in q) if self._spool is not None else len(q))
+                        for k, q in self._backlog.items()}
+            if self._spool is not None:
+                log.error("redis still unavailable at close: %s outreach items left in %s for "
+                          "the next start", held, self._spool)
+            else:
+                log.error("redis still unavailable at close: %s outreach items lost", held)
         self._closing.set()
         if self._retry_thread is not None:
             self._retry_thread.join(timeout_s)

@@ -196,15 +196,26 @@ class Pipeline:
             self.live.influx.append(w)
         return w
 
+    def _outreach(self, index: int, role: str) -> RedisOutreach:
+        """One writer per role and worker, each with its own spool (as ``_influx``). Result
+        writer 0 says when an outage ended: one pipeline alert per deployment."""
+        from dataclasses import replace
+        cfg = self.settings.redis
+        if cfg.spool_dir is not None:
+            cfg = replace(cfg, spool_dir=f"{cfg.spool_dir}/redis-{role}-{index}")
+        o = RedisOutreach(cfg, announce_outage=(role == "results" and index == 0))
+        o.on_outage_alert = self.on_alert
+        return o
+
     def _outcome_writer(self, index: int) -> OutcomeWriter:
-        w = OutcomeWriter(self._influx(index, "raw"), RedisOutreach(self.settings.redis),
+        w = OutcomeWriter(self._influx(index, "raw"), self._outreach(index, "raw"),
                           ack=lambda token: token())
         with self.live.lock:
             self.live.outcome_writers.append(w)
         return w
 
     def _result_writer(self, index: int) -> ResultWriter:
-        w = ResultWriter(self._influx(index, "results"), RedisOutreach(self.settings.redis),
+        w = ResultWriter(self._influx(index, "results"), self._outreach(index, "results"),
                          assembly.window_size_ns(self.settings))
         w.on_alert = self.on_alert
         with self.live.lock:

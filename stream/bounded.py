@@ -29,7 +29,8 @@ def settings_for(mqtt_url: str, redis_url: str, influx_url: str, spool_dir: str 
     tag = tag or uuid.uuid4().hex[:8]
     s = config.load(env={}, overrides={("mqtt", "url"): mqtt_url, ("redis", "url"): redis_url,
                                        ("influx", "url"): influx_url,
-                                       ("influx", "spool_dir"): str(spool_dir)})
+                                       ("influx", "spool_dir"): str(spool_dir),
+                                       ("redis", "spool_dir"): str(spool_dir)})
     return dataclasses.replace(
         s,
         mqtt=dataclasses.replace(s.mqtt, client_id=f"vs-{tag}"),

@@ -25,6 +25,7 @@ from vitalstream.sinks.redis_streams import RedisConfig
 
 
 DEFAULT_STATE_DIR = "vitalstream-data/state"  # relative to the working directory
+DEFAULT_REDIS_SPOOL = "vitalstream-data/redis-spool"  # likewise
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ class CareConfig:
 @dataclass(frozen=True)
 class Settings:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
-    redis: RedisConfig = field(default_factory=RedisConfig)
+    # Outreach waits out a Redis outage on disk here (None: in memory only)
+    redis: RedisConfig = field(default_factory=lambda: RedisConfig(spool_dir=DEFAULT_REDIS_SPOOL))
     influx: InfluxConfig = field(default_factory=InfluxConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
@@ -143,7 +145,8 @@ _FILE_KEYS = {
                                      "session_expiry_s", "ca_file")}),
     "redis": ("redis", {k: k for k in ("url", "alerts_stream", "deadletter_stream",
                                        "quarantine_stream", "maxlen", "dedup_ttl_s", "buffer_max",
-                                       "retry_initial_s", "retry_max_s", "socket_timeout_s")}),
+                                       "retry_initial_s", "retry_max_s", "socket_timeout_s",
+                                       "spool_dir", "spool_max_bytes")}),
     "influx": ("influx", {k: k for k in ("url", "token", "org", "bucket", "spool_dir")}),
     "windows": ("pipeline", {"size_s": "window_size_s", "allowed_lateness_s": "allowed_lateness_s"}),
     "metrics": ("pipeline", {"port": "metrics_port"}),
