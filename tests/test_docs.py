@@ -24,6 +24,7 @@ _OTHERS = ["vitalstream.connectors.codecs", "vitalstream.connectors.limits",
            "vitalstream.connectors.persons", "vitalstream.simulators.adherence",
            "vitalstream.simulators.history", "vitalstream.stream.console.profiles",
            "vitalstream.stream.care_sim", "vitalstream.stream.experiment_cli",
+           "vitalstream.sinks.redis_streams",
            "vitalstream.stream.experiment_report"]
 MODULES = ["vitalstream", "vitalstream.operators"] + _CORE + _OPERATORS + _OTHERS
 
