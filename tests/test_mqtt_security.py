@@ -56,7 +56,7 @@ def _start(broker: Mosquitto) -> Iterator[Mosquitto]:
     except ServiceUnavailable as e:
         if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
             pytest.fail(str(e))
-        pytest.skip(str(e))
+        pytest.skip(reason=str(e))
     try:
         yield broker
     finally:
