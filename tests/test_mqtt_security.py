@@ -32,13 +32,15 @@ from typing import Iterator
 
 import paho.mqtt.client as mqtt
 import pytest
+
+from conftest import _run
 import redis
 from paho.mqtt.enums import CallbackAPIVersion
 
 from vitalstream.connectors.mqtt import MqttConfig, MqttReceiver
 from vitalstream.errors import ConfigError
 from vitalstream.stream.bounded import PipelineRun, settings_for
-from vitalstream.stream.embedded import Mosquitto, ServiceUnavailable, VictoriaMetrics
+from vitalstream.stream.embedded import Mosquitto, VictoriaMetrics
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_ACL = (ROOT / "deploy/mosquitto.acl").read_text()
@@ -51,16 +53,7 @@ pytestmark = pytest.mark.services
 
 
 def _start(broker: Mosquitto) -> Iterator[Mosquitto]:
-    try:
-        broker.start()
-    except ServiceUnavailable as e:
-        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-            pytest.fail(str(e))
-        pytest.skip(reason=str(e))
-    try:
-        yield broker
-    finally:
-        broker.close()
+    yield from _run(broker)  # conftest's: skip, or fail under CI, when mosquitto is missing
 
 
 @pytest.fixture(scope="module")

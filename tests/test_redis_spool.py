@@ -10,7 +10,6 @@ closed, its retry thread asleep).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,30 +25,16 @@ import redis
 
 from vitalstream.model import Alert, AlertState, DeadLetter, alert_id
 from vitalstream.sinks.redis_streams import RedisConfig, RedisOutreach
-from vitalstream.stream.embedded.services import RedisServer, ServiceUnavailable, free_port
+
+from test_redis_outage import DurableRedis, start_durable_redis
 
 START_NS = 1_796_000_000 * 10**9
 ASLEEP_S = 3600.0  # a retry thread that does not wake during a test
 
 
-class DurableRedis(RedisServer):
-    """redis-server whose data survives ``stop()``/``start()`` (append-only file, fsync always)."""
-
-    def _command(self) -> list[str]:
-        cmd = super()._command()
-        cmd[cmd.index("--appendonly") + 1] = "yes"
-        return [*cmd, "--appendfsync", "always"]
-
-
 @pytest.fixture
 def durable_redis(tmp_path: Path) -> Iterator[DurableRedis]:
-    rs = DurableRedis(tmp_path / "redis", port=free_port())
-    try:
-        rs.start()
-    except ServiceUnavailable as exc:
-        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-            pytest.fail(str(exc))
-        pytest.skip(reason=str(exc))
+    rs = start_durable_redis(tmp_path / "redis")
     try:
         yield rs
     finally:
